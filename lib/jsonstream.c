@@ -1,0 +1,239 @@
+/* jsonstream.c - find top-level JSON value boundaries in a byte stream. */
+#include "jsonstream.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+
+void ts_jsonstream_init(ts_jsonstream *s, int fd, size_t max_value)
+{
+	memset(s, 0, sizeof *s);
+	s->fd = fd;
+	s->max_value = max_value;
+	s->line = 1;
+}
+
+void ts_jsonstream_free(ts_jsonstream *s)
+{
+	if (s->fd >= 0)
+		ts_buf_free(&s->buf);
+	memset(&s->buf, 0, sizeof s->buf);
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Drop bytes before s->start so the buffer holds only the current value. */
+static void compact(ts_jsonstream *s)
+{
+	if (s->start == 0)
+		return;
+	memmove(s->buf.data, s->buf.data + s->start, s->buf.len - s->start);
+	s->buf.len -= s->start;
+	s->scan -= s->start;
+	s->start = 0;
+}
+
+/* Read more input. Returns 0 with data, 1 at EOF, -1 on error. */
+static int fill(ts_jsonstream *s)
+{
+	ssize_t n;
+
+	if (s->fd < 0 || s->eof)
+		return 1;
+	compact(s);
+	if (ts_buf_reserve(&s->buf, CHUNK) != TS_OK)
+		return -1;
+	do
+		n = read(s->fd, s->buf.data + s->buf.len, CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		s->eof = 1;
+		return 1;
+	}
+	s->buf.len += (size_t)n;
+	return 0;
+}
+
+static void reset_value(ts_jsonstream *s)
+{
+	s->depth = 0;
+	s->in_string = s->escape = s->started = s->scalar = 0;
+	s->skipping = 0;
+}
+
+/* Finish the current value, which ends before s->scan. */
+static int emit(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
+{
+	int skipped = s->skipping;
+
+	v->data = s->buf.data + s->start;
+	v->len = s->scan - s->start;
+	v->line = s->value_line;
+	s->start = s->scan;
+	reset_value(s);
+	if (skipped) {
+		v->len = 0;
+		return ts_fail(d, TS_ERR_DATA, NULL,
+			       "value larger than %zu bytes", s->max_value);
+	}
+	return TS_OK;
+}
+
+/* After an error: drop everything up to the end of the line. */
+static int skip_line(ts_jsonstream *s)
+{
+	for (;;) {
+		while (s->scan < s->buf.len) {
+			if (s->buf.data[s->scan++] == '\n') {
+				s->line++;
+				s->start = s->scan;
+				return 0;
+			}
+		}
+		s->start = s->scan;
+		int r = fill(s);
+		if (r)
+			return r;
+	}
+}
+
+/* Advance over one byte inside a started value. Returns 1 when the value
+ * ends after this byte, 2 when it ends before it, 0 to go on. */
+static int step(ts_jsonstream *s, char c)
+{
+	if (c == '\n')
+		s->line++;
+	if (s->in_string) {
+		if (s->escape)
+			s->escape = 0;
+		else if (c == '\\')
+			s->escape = 1;
+		else if (c == '"') {
+			s->in_string = 0;
+			if (s->scalar && s->depth == 0)
+				return 1;
+		}
+		return 0;
+	}
+	if (s->scalar && s->depth == 0) {
+		if (is_space(c) || strchr("{}[]\",", c)) {
+			if (c == '\n')
+				s->line--; /* counted again when rescanned */
+			return 2;
+		}
+		return 0;
+	}
+	switch (c) {
+	case '"':
+		s->in_string = 1;
+		break;
+	case '{':
+	case '[':
+		s->depth++;
+		break;
+	case '}':
+	case ']':
+		if (--s->depth == 0)
+			return 1;
+		break;
+	}
+	return 0;
+}
+
+int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
+{
+	ts_detail_clear(d);
+	for (;;) {
+		if (s->scan >= s->buf.len) {
+			int r = fill(s);
+			if (r < 0)
+				return ts_fail(d, TS_ERR_IO, NULL, "%s",
+					       strerror(errno ? errno : ENOMEM));
+			if (r > 0)
+				break;
+			continue;
+		}
+		char c = s->buf.data[s->scan];
+		if (!s->started) {
+			s->scan++;
+			if (is_space(c)) {
+				if (c == '\n')
+					s->line++;
+				s->start = s->scan;
+				continue;
+			}
+			s->started = 1;
+			s->value_line = s->line;
+			s->start = s->scan - 1;
+			if (c == '}' || c == ']') {
+				v->data = s->buf.data + s->start;
+				v->len = 1;
+				v->line = s->line;
+				reset_value(s);
+				if (skip_line(s) < 0)
+					return ts_fail(d, TS_ERR_IO, NULL,
+						       "read error");
+				return ts_fail(d, TS_ERR_DATA, NULL,
+					       "unexpected '%c'", c);
+			}
+			if (c == '{' || c == '[')
+				s->depth = 1;
+			else if (c == '"')
+				s->scalar = s->in_string = 1;
+			else
+				s->scalar = 1;
+			continue;
+		}
+		int r = step(s, c);
+		if (r == 1)
+			s->scan++;
+		if (r)
+			return emit(s, v, d);
+		s->scan++;
+		if (s->max_value && s->scan - s->start > s->max_value) {
+			s->skipping = 1;
+			s->start = s->scan; /* let compact() drop it */
+		}
+	}
+	/* end of input */
+	if (!s->started)
+		return 1;
+	if (s->scalar && !s->in_string)
+		return emit(s, v, d);
+	int skipped = s->skipping;
+	v->data = s->buf.data + s->start;
+	v->len = skipped ? 0 : s->scan - s->start;
+	v->line = s->value_line;
+	s->start = s->scan;
+	reset_value(s);
+	if (skipped)
+		return ts_fail(d, TS_ERR_DATA, NULL,
+			       "value larger than %zu bytes", s->max_value);
+	return ts_fail(d, TS_ERR_DATA, NULL,
+		       "truncated: the input ends inside this value");
+}
+
+void ts_json_split(const char *buf, size_t len, ts_jsonsplit_fn fn, void *ctx)
+{
+	ts_jsonstream s;
+	ts_jsonvalue v;
+	ts_detail d;
+	int r;
+
+	ts_jsonstream_init(&s, -1, 0);
+	s.buf.data = (char *)buf; /* never written: fd < 0 means no fill() */
+	s.buf.len = len;
+	s.buf.cap = len;
+	s.eof = 1;
+	while ((r = ts_jsonstream_next(&s, &v, &d)) != 1) {
+		if (fn(ctx, &v, (ts_err)r, &d))
+			break;
+	}
+}

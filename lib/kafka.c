@@ -1,0 +1,167 @@
+/* kafka.c - producer and consumer handles from the shared configuration. */
+#include "kafka.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Property names whose values must never be echoed. */
+static int looks_secret(const char *name)
+{
+	return strstr(name, "password") || strstr(name, "secret") ||
+	       strstr(name, ".key") || strstr(name, "token") ||
+	       strstr(name, "jaas");
+}
+
+static ts_err set_prop(rd_kafka_conf_t *conf, const char *name,
+		       const char *value, const char *origin, ts_detail *d)
+{
+	char errstr[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) ==
+	    RD_KAFKA_CONF_OK)
+		return TS_OK;
+	if (looks_secret(name))
+		return ts_fail(d, TS_ERR_CONFIG, NULL,
+			       "%s %s: rejected by librdkafka", origin, name);
+	return ts_fail(d, TS_ERR_CONFIG, NULL, "%s %s: %s", origin, name,
+		       errstr);
+}
+
+ts_err ts_kafka_conf(const ts_config *cfg, const char *const *defaults,
+		     rd_kafka_conf_t **out, ts_detail *d)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	ts_err err = TS_OK;
+
+	if (!conf)
+		return TS_ERR_NOMEM;
+	if ((err = set_prop(conf, "bootstrap.servers", cfg->brokers,
+			    "--brokers", d)))
+		goto fail;
+	for (const char *const *p = defaults; p && p[0]; p += 2)
+		if ((err = set_prop(conf, p[0], p[1], "default", d)))
+			goto fail;
+	for (int i = 0; i < cfg->rdkafka.n; i++) {
+		char *kv = strdup(cfg->rdkafka.v[i]);
+		char *eq;
+		if (!kv) {
+			err = TS_ERR_NOMEM;
+			goto fail;
+		}
+		eq = strchr(kv, '=');
+		*eq = '\0'; /* the loader made sure there is one */
+		err = set_prop(conf, kv, eq + 1, "-X", d);
+		free(kv);
+		if (err)
+			goto fail;
+	}
+	*out = conf;
+	return TS_OK;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return err;
+}
+
+static ts_err make_handle(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+			  rd_kafka_t **out, ts_detail *d)
+{
+	char errstr[512];
+	rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
+
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		return ts_fail(d, TS_ERR_CONFIG, NULL, "kafka: %s", errstr);
+	}
+	*out = rk;
+	return TS_OK;
+}
+
+/* defaults then extra, as one NULL-terminated pair list in out[64]. */
+static void merge(const char *const *defaults, const char *const *extra,
+		  const char **out)
+{
+	size_t n = 0;
+
+	for (const char *const *p = defaults; p && p[0] && n < 62; p += 2) {
+		out[n++] = p[0];
+		out[n++] = p[1];
+	}
+	for (const char *const *p = extra; p && p[0] && n < 62; p += 2) {
+		out[n++] = p[0];
+		out[n++] = p[1];
+	}
+	out[n] = NULL;
+}
+
+ts_err ts_kafka_producer(const ts_config *cfg, const char *const *extra,
+			 void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+			 void *opaque, rd_kafka_t **out, ts_detail *d)
+{
+	static const char *const defaults[] = {
+		"acks", "all",
+		"enable.idempotence", "true",
+		"linger.ms", "5",
+		NULL,
+	};
+	const char *all[64];
+	rd_kafka_conf_t *conf;
+	ts_err err;
+
+	merge(defaults, extra, all);
+	if ((err = ts_kafka_conf(cfg, all, &conf, d)))
+		return err;
+	if (dr_msg_cb)
+		rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	rd_kafka_conf_set_opaque(conf, opaque);
+	return make_handle(RD_KAFKA_PRODUCER, conf, out, d);
+}
+
+ts_err ts_kafka_consumer(const ts_config *cfg, const char *group,
+			 const char *const *extra, void *opaque,
+			 rd_kafka_t **out, ts_detail *d)
+{
+	const char *const defaults[] = {
+		"group.id", group,
+		"auto.offset.reset", "earliest",
+		"enable.auto.commit", "false",
+		NULL,
+	};
+	const char *all[64];
+	rd_kafka_conf_t *conf;
+	ts_err err;
+
+	merge(defaults, extra, all);
+	if ((err = ts_kafka_conf(cfg, all, &conf, d)))
+		return err;
+	rd_kafka_conf_set_opaque(conf, opaque);
+	return make_handle(RD_KAFKA_CONSUMER, conf, out, d);
+}
+
+ts_err ts_kafka_classify(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return TS_OK;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+	case RD_KAFKA_RESP_ERR__FATAL:
+		return TS_ERR_PERMANENT;
+	default:
+		return TS_ERR_TRANSIENT;
+	}
+}
+
+void ts_kafka_list_properties(FILE *out)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	rd_kafka_conf_properties_show(out);
+	rd_kafka_conf_destroy(conf);
+}

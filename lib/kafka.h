@@ -1,0 +1,48 @@
+/* kafka.h - librdkafka handles built from a ts_config.
+ *
+ * Producer defaults (DESIGN.md): acks=all, enable.idempotence=true,
+ * linger.ms=5. Consumer defaults: auto.offset.reset=earliest,
+ * enable.auto.commit=false. The user's -F file and -X properties are applied
+ * after the defaults, in command-line order, so they override them.
+ */
+#ifndef TS_KAFKA_H
+#define TS_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "err.h"
+
+/* Build a configuration: bootstrap.servers from cfg->brokers, then the
+ * given defaults (NULL-terminated key, value pairs; may be NULL), then the
+ * user's properties. The caller owns the result (rd_kafka_conf_destroy, or
+ * hand it to rd_kafka_new).
+ * Errors: TS_ERR_CONFIG naming the property (never its value when the name
+ * looks secret), TS_ERR_NOMEM. */
+ts_err ts_kafka_conf(const ts_config *cfg, const char *const *defaults,
+		     rd_kafka_conf_t **out, ts_detail *d);
+
+/* A producer with the DESIGN.md defaults plus extra (NULL-terminated
+ * key, value pairs, applied before the user's; may be NULL). dr_msg_cb may
+ * be NULL. opaque becomes the rd_kafka_t's opaque.
+ * Errors: TS_ERR_CONFIG, TS_ERR_NOMEM, TS_ERR_INTERNAL. */
+ts_err ts_kafka_producer(const ts_config *cfg, const char *const *extra,
+			 void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+			 void *opaque, rd_kafka_t **out, ts_detail *d);
+
+/* A consumer in group with the defaults above plus extra.
+ * Errors: as ts_kafka_producer. */
+ts_err ts_kafka_consumer(const ts_config *cfg, const char *group,
+			 const char *const *extra, void *opaque,
+			 rd_kafka_t **out, ts_detail *d);
+
+/* Map a librdkafka error to transient or permanent (the failure classes of
+ * DESIGN.md): timeouts, transport and broker-unavailable errors are
+ * TS_ERR_TRANSIENT; size, authorisation and invalid-record errors
+ * TS_ERR_PERMANENT. */
+ts_err ts_kafka_classify(rd_kafka_resp_err_t err);
+
+/* Print librdkafka's property list (-X list) to out. */
+void ts_kafka_list_properties(FILE *out);
+
+#endif

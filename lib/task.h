@@ -1,0 +1,86 @@
+/* task.h - the task envelope: parse, validate, serialise.
+ *
+ * The envelope is DESIGN.md's Kafka record value:
+ *   {"taskId","taskType","payload","createdAt"[,"key"]}
+ * plus "traceparent", which travels as a record header, never in the value.
+ * Built-in payloads (email, sms) are validated strictly, with errors naming
+ * the field path ("payload.to[1]: not an email address").
+ */
+#ifndef TS_TASK_H
+#define TS_TASK_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define TS_TASK_ID_MAX 128
+#define TS_TASK_TYPE_MAX 64
+#define TS_TRACEPARENT_MAX 55   /* version 00: 2+1+32+1+16+1+2 */
+
+typedef struct ts_task {
+	char task_id[TS_TASK_ID_MAX + 1];
+	char task_type[TS_TASK_TYPE_MAX + 1];
+	char created_at[40];
+	cJSON *payload;        /* owned; a JSON object */
+	char *key;             /* owned; NULL when the input gave none */
+	char *traceparent;     /* owned; NULL when none */
+} ts_task;
+
+/* Options for ts_task_parse(). Zero-initialise for the defaults. */
+typedef struct ts_task_opts {
+	/* Non-NULL: the whole input object is the payload of a task of this
+	 * type (ts-submit --type). */
+	const char *force_type;
+	/* Non-NULL: use as taskId when the input has none (Idempotency-Key). */
+	const char *default_id;
+	/* Non-NULL: traceparent when the input has none (TRACEPARENT env). */
+	const char *default_traceparent;
+} ts_task_opts;
+
+/* Check raw bytes before they reach the JSON parser: valid UTF-8 (no
+ * overlongs, no surrogates), no NUL byte, no \u0000 escape. These would
+ * otherwise be silently truncated or passed on to SMTP headers.
+ * Errors: TS_ERR_DATA with d->msg saying what and where (byte offset). */
+ts_err ts_json_check_bytes(const char *buf, size_t len, ts_detail *d);
+
+/* Parse and validate one task from len bytes of JSON (a bare request
+ * {"taskType","payload"} or a full envelope). Fills t; on success the caller
+ * owns it and frees it with ts_task_free(). Missing taskId -> new UUID v4;
+ * missing createdAt -> now.
+ * Errors: TS_ERR_DATA (d->field is the path, d->msg the reason),
+ *         TS_ERR_NOMEM, TS_ERR_INTERNAL (no randomness for the id). */
+ts_err ts_task_parse(const char *json, size_t len, const ts_task_opts *opts,
+		     ts_task *t, ts_detail *d);
+
+/* Same, from an already parsed object (not consumed; payload is copied). */
+ts_err ts_task_from_json(const cJSON *obj, const ts_task_opts *opts,
+			 ts_task *t, ts_detail *d);
+
+/* Validate a payload for a type. Built-in types are checked strictly; any
+ * other type only needs an object. Paths are prefixed with prefix
+ * ("payload" in envelopes, "" for the notification API's bare bodies).
+ * Errors: TS_ERR_DATA. */
+ts_err ts_payload_validate(const char *type, const cJSON *payload,
+			   const char *prefix, ts_detail *d);
+
+/* Serialise the envelope (the record value: no traceparent) as compact
+ * JSON. Returns a malloc'd NUL-terminated string (free with free()) or NULL
+ * when out of memory. */
+char *ts_task_to_json(const ts_task *t);
+
+/* The record key: t->key if given, else the taskId. */
+const char *ts_task_record_key(const ts_task *t);
+
+/* Free what t owns and zero it. Safe on a zeroed task. */
+void ts_task_free(ts_task *t);
+
+/* Syntax checks, exposed for the other entry points and tests. Each returns
+ * non-zero when s is acceptable. */
+int ts_valid_task_id(const char *s);
+int ts_valid_task_type(const char *s);
+int ts_valid_traceparent(const char *s);
+int ts_valid_email_address(const char *s);  /* addr-spec, <= 254 chars */
+int ts_valid_mobile(const char *s);         /* +? then 8-15 digits */
+
+#endif

@@ -1,0 +1,313 @@
+/* util.c - time, ids, durations, sizes, files, buffers. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void ts_now_rfc3339(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+}
+
+int64_t ts_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ts_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+ts_err ts_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return TS_ERR_INTERNAL;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return TS_OK;
+}
+
+ts_err ts_uuid4(char *buf, size_t size)
+{
+	unsigned char r[16];
+
+	if (size < 37 || ts_random(r, sizeof r) != TS_OK)
+		return TS_ERR_INTERNAL;
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(buf, size,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+		 r[10], r[11], r[12], r[13], r[14], r[15]);
+	return TS_OK;
+}
+
+/* Parse "<number><unit>" where the number may have a fraction. Returns the
+ * unit suffix through *unit, or -1 if no number leads. */
+static int split_number(const char *s, double *num, const char **unit)
+{
+	char *end;
+
+	if (!s || !*s || !(*s == '.' || (*s >= '0' && *s <= '9')))
+		return -1;
+	errno = 0;
+	*num = strtod(s, &end);
+	if (errno || end == s || !isfinite(*num) || *num < 0)
+		return -1;
+	*unit = end;
+	return 0;
+}
+
+ts_err ts_parse_duration(const char *s, int64_t *ms, ts_detail *d)
+{
+	static const struct { const char *unit; double ms; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 },
+	};
+	double num, v;
+	const char *unit;
+
+	if (split_number(s, &num, &unit) == 0) {
+		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+			if (strcmp(unit, units[i].unit) != 0)
+				continue;
+			v = num * units[i].ms;
+			if (v > (double)INT64_MAX / 2)
+				break;
+			*ms = (int64_t)(v + 0.5);
+			return TS_OK;
+		}
+	}
+	return ts_fail(d, TS_ERR_CONFIG, NULL,
+		       "'%s' is not a duration (write 250ms, 5s, 2m or 1h)",
+		       s ? s : "");
+}
+
+ts_err ts_parse_size(const char *s, int64_t *bytes, ts_detail *d)
+{
+	static const struct { const char *unit; double mul; } units[] = {
+		{ "", 1 }, { "B", 1 },
+		{ "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 },
+		{ "K", 1e3 }, { "KB", 1e3 }, { "k", 1e3 }, { "kB", 1e3 },
+		{ "M", 1e6 }, { "MB", 1e6 }, { "G", 1e9 }, { "GB", 1e9 },
+	};
+	double num, v;
+	const char *unit;
+
+	if (split_number(s, &num, &unit) == 0) {
+		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+			if (strcmp(unit, units[i].unit) != 0)
+				continue;
+			v = num * units[i].mul;
+			if (v > (double)INT64_MAX / 2 || v != floor(v))
+				break;
+			*bytes = (int64_t)v;
+			return TS_OK;
+		}
+	}
+	return ts_fail(d, TS_ERR_CONFIG, NULL,
+		       "'%s' is not a size (write 512, 64KiB or 1MiB)",
+		       s ? s : "");
+}
+
+ts_err ts_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
+		    ts_detail *d)
+{
+	char *end;
+	long long v;
+
+	if (s && *s && *s != ' ') {
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (!errno && *end == '\0' && v >= min && v <= max) {
+			*out = v;
+			return TS_OK;
+		}
+	}
+	return ts_fail(d, TS_ERR_CONFIG, NULL,
+		       "'%s' is not a whole number from %lld to %lld",
+		       s ? s : "", (long long)min, (long long)max);
+}
+
+ts_err ts_read_file(const char *path, size_t max_len, char **out, size_t *len,
+		    ts_detail *d)
+{
+	ts_buf b = { 0 };
+	char chunk[65536];
+	ts_err err = TS_OK;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ts_fail(d, TS_ERR_IO, NULL, "%s: %s", path, strerror(errno));
+	for (;;) {
+		n = read(fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = ts_fail(d, TS_ERR_IO, NULL, "%s: %s", path,
+				      strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (max_len && b.len + (size_t)n > max_len) {
+			err = ts_fail(d, TS_ERR_IO, NULL,
+				      "%s: larger than %zu bytes", path, max_len);
+			goto out;
+		}
+		if (ts_buf_append(&b, chunk, (size_t)n) != TS_OK) {
+			err = ts_fail(d, TS_ERR_NOMEM, NULL, "%s: out of memory",
+				      path);
+			goto out;
+		}
+	}
+	if (ts_buf_reserve(&b, 1) != TS_OK) {
+		err = ts_fail(d, TS_ERR_NOMEM, NULL, "%s: out of memory", path);
+		goto out;
+	}
+	b.data[b.len] = '\0';
+	*out = b.data;
+	if (len)
+		*len = b.len;
+	b.data = NULL;
+out:
+	close(fd);
+	ts_buf_free(&b);
+	return err;
+}
+
+ts_err ts_read_secret_file(const char *path, char **out, ts_detail *d)
+{
+	size_t len;
+	ts_err err = ts_read_file(path, 65536, out, &len, d);
+
+	if (err)
+		return err;
+	if (len > 0 && (*out)[len - 1] == '\n')
+		(*out)[--len] = '\0';
+	if (len > 0 && (*out)[len - 1] == '\r')
+		(*out)[--len] = '\0';
+	return TS_OK;
+}
+
+ts_err ts_buf_reserve(ts_buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return TS_ERR_NOMEM;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return TS_OK;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return TS_ERR_NOMEM;
+	b->data = p;
+	b->cap = cap;
+	return TS_OK;
+}
+
+ts_err ts_buf_append(ts_buf *b, const void *data, size_t len)
+{
+	if (ts_buf_reserve(b, len) != TS_OK)
+		return TS_ERR_NOMEM;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return TS_OK;
+}
+
+ts_err ts_buf_appendf(ts_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || ts_buf_reserve(b, (size_t)n) != TS_OK)
+		return TS_ERR_NOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return TS_OK;
+}
+
+void ts_buf_reset(ts_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void ts_buf_free(ts_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int ts_consttime_eq(const void *a, size_t alen, const void *b, size_t blen)
+{
+	const unsigned char *x = a, *y = b;
+	unsigned char diff = (unsigned char)(alen != blen);
+	size_t n = alen < blen ? alen : blen;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(x[i] ^ y[i]);
+	return diff == 0;
+}
+
+char *ts_strdup0(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+void ts_free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
