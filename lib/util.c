@@ -87,6 +87,13 @@ static int split_number(const char *s, double *num, const char **unit)
 	*num = strtod(s, &end);
 	if (errno || end == s || !isfinite(*num) || *num < 0)
 		return -1;
+	/* digits and one optional fraction only: strtod also takes hex and
+	 * exponents ("0x10", "1e3"), which are not durations or sizes */
+	const char *p = s + strspn(s, "0123456789");
+	if (*p == '.')
+		p += 1 + strspn(p + 1, "0123456789");
+	if (p != end)
+		return -1;
 	*unit = end;
 	return 0;
 }
