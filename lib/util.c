@@ -1,6 +1,7 @@
 /* util.c - time, ids, durations, sizes, files, buffers. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -156,7 +157,7 @@ ts_err ts_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 	char *end;
 	long long v;
 
-	if (s && *s && *s != ' ') {
+	if (s && *s && !isspace((unsigned char)*s)) { /* strtoll skips it */
 		errno = 0;
 		v = strtoll(s, &end, 10);
 		if (!errno && *end == '\0' && v >= min && v <= max) {
