@@ -226,10 +226,11 @@ ts_err ts_read_secret_file(const char *path, char **out, ts_detail *d)
 
 	if (err)
 		return err;
-	if (len > 0 && (*out)[len - 1] == '\n')
+	if (len > 0 && (*out)[len - 1] == '\n') {
 		(*out)[--len] = '\0';
-	if (len > 0 && (*out)[len - 1] == '\r')
-		(*out)[--len] = '\0';
+		if (len > 0 && (*out)[len - 1] == '\r') /* CRLF; a lone CR stays */
+			(*out)[--len] = '\0';
+	}
 	return TS_OK;
 }
 
