@@ -575,6 +575,15 @@ ts_err ts_task_parse(const char *json, size_t len, const ts_task_opts *opts,
 	if ((err = ts_json_check_bytes(json, len, d)))
 		return err;
 	obj = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	if (obj) { /* one JSON text: only white space may follow it */
+		while (end < json + len && (*end == ' ' || *end == '\t' ||
+					    *end == '\r' || *end == '\n'))
+			end++;
+		if (end < json + len) {
+			cJSON_Delete(obj);
+			obj = NULL;
+		}
+	}
 	if (!obj) {
 		size_t off = end ? (size_t)(end - json) : 0;
 		if (!end) {
