@@ -128,7 +128,8 @@ int ts_valid_traceparent(const char *s)
 		return 0;
 	return s[0] == '0' && s[1] == '0' && s[2] == '-' && s[35] == '-' &&
 	       s[52] == '-' && all_hex(s + 3, 32) && all_hex(s + 36, 16) &&
-	       isxdigit((unsigned char)s[53]) && isxdigit((unsigned char)s[54]);
+	       isxdigit((unsigned char)s[53]) && !isupper((unsigned char)s[53]) &&
+	       isxdigit((unsigned char)s[54]) && !isupper((unsigned char)s[54]);
 }
 
 static int atext(char c)
