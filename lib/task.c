@@ -284,6 +284,39 @@ static ts_err check_string(const cJSON *v, const char *path, ts_detail *d)
 	return TS_OK;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Each field once: cJSON keeps both copies of a repeated key, and readers
+ * disagree on which one counts (most take the last, which was never
+ * validated). Sorted, so a payload of many fields stays cheap. */
+static ts_err check_unique(const cJSON *p, const char *prefix, ts_detail *d)
+{
+	int n = cJSON_GetArraySize(p), i = 0;
+	const char **names;
+	const cJSON *f;
+	ts_err err = TS_OK;
+
+	if (n < 2)
+		return TS_OK;
+	if (!(names = malloc(sizeof *names * (size_t)n)))
+		return TS_ERR_NOMEM;
+	cJSON_ArrayForEach(f, p)
+		names[i++] = f->string;
+	qsort(names, (size_t)n, sizeof *names, cmp_name);
+	for (i = 1; i < n && !err; i++) {
+		if (strcmp(names[i - 1], names[i]) == 0) {
+			char path[160];
+			path_join(path, sizeof path, prefix, names[i]);
+			err = ts_fail(d, TS_ERR_DATA, path, "given twice");
+		}
+	}
+	free(names);
+	return err;
+}
+
 static ts_err validate_email(const cJSON *p, const char *prefix, ts_detail *d)
 {
 	static const char *const known[] = { "to", "subject", "body", "html",
@@ -303,6 +336,8 @@ static ts_err validate_email(const cJSON *p, const char *prefix, ts_detail *d)
 				       "unknown field (email takes to, subject, body, html, cc, bcc, from, replyTo)");
 		}
 	}
+	if ((err = check_unique(p, prefix, d)))
+		return err;
 	path_join(path, sizeof path, prefix, "to");
 	f = cJSON_GetObjectItemCaseSensitive(p, "to");
 	if (!f)
@@ -359,6 +394,7 @@ static ts_err validate_sms(const cJSON *p, const char *prefix, ts_detail *d)
 {
 	char path[160];
 	const cJSON *f;
+	ts_err err;
 
 	cJSON_ArrayForEach(f, p) {
 		path_join(path, sizeof path, prefix, f->string);
@@ -371,6 +407,8 @@ static ts_err validate_sms(const cJSON *p, const char *prefix, ts_detail *d)
 		if (!cJSON_IsString(f))
 			return ts_fail(d, TS_ERR_DATA, path, "must be a string");
 	}
+	if ((err = check_unique(p, prefix, d)))
+		return err;
 	path_join(path, sizeof path, prefix, "mobile");
 	f = cJSON_GetObjectItemCaseSensitive(p, "mobile");
 	if (!f)
