@@ -194,6 +194,8 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 		int r = step(s, c);
 		if (r == 1)
 			s->scan++;
+		if (r && s->max_value && s->scan - s->start > s->max_value)
+			s->skipping = 1; /* its closing byte made it too big */
 		if (r)
 			return emit(s, v, d);
 		s->scan++;

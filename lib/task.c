@@ -2,6 +2,7 @@
 #include "task.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,30 @@ static ts_err validate_sms(const cJSON *p, const char *prefix, ts_detail *d)
 	return TS_OK;
 }
 
+/* cJSON prints a number it cannot represent (1e400 parses as infinity; one
+ * within a rounding step of DBL_MAX prints as a larger one) as null: refuse
+ * such numbers rather than change the task on its way through. */
+static ts_err check_numbers(const cJSON *v, const char *path, ts_detail *d)
+{
+	char sub[160];
+	const cJSON *e;
+	int i = 0;
+	ts_err err;
+
+	if (cJSON_IsNumber(v) && !(fabs(v->valuedouble) < 1e308))
+		return ts_fail(d, TS_ERR_DATA, path && *path ? path : NULL,
+			       "number out of range (magnitude 1e308 or more)");
+	cJSON_ArrayForEach(e, v) {
+		if (cJSON_IsArray(v))
+			snprintf(sub, sizeof sub, "%s[%d]", path ? path : "", i++);
+		else
+			path_join(sub, sizeof sub, path, e->string);
+		if ((err = check_numbers(e, sub, d)))
+			return err;
+	}
+	return TS_OK;
+}
+
 ts_err ts_payload_validate(const char *type, const cJSON *payload,
 			   const char *prefix, ts_detail *d)
 {
@@ -429,7 +454,7 @@ ts_err ts_payload_validate(const char *type, const cJSON *payload,
 		return validate_email(payload, prefix, d);
 	if (strcmp(type, "sms") == 0)
 		return validate_sms(payload, prefix, d);
-	return TS_OK;
+	return check_numbers(payload, prefix, d);
 }
 
 /* ---- envelope ----------------------------------------------------------- */
