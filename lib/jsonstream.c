@@ -173,7 +173,8 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 			s->value_line = s->line;
 			s->start = s->scan - 1;
 			if (c == '}' || c == ']') {
-				v->data = s->buf.data + s->start;
+				/* not into buf: skip_line() may refill it */
+				v->data = c == '}' ? "}" : "]";
 				v->len = 1;
 				v->line = s->line;
 				reset_value(s);
