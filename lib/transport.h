@@ -34,6 +34,7 @@ typedef enum ts_channel {
 typedef struct ts_send_result {
 	ts_err err;             /* TS_OK, TS_ERR_TRANSIENT, TS_ERR_PERMANENT, TS_ERR_DATA */
 	int64_t retry_after_ms; /* the server's Retry-After, or -1 */
+	int code;               /* the SMTP reply or HTTP status behind it, or 0 */
 	char id[128];           /* provider id: Message-ID, Msg91 request id, Twilio sid */
 	char msg[384];          /* why it failed, or what was done; no secrets */
 } ts_send_result;
