@@ -1,0 +1,135 @@
+/* fuzz_url.c - the transport URL parser (lib/url.h).
+ *
+ * Input: the URL text (up to the first NUL). A 0x01 byte stands for the
+ * marker PWMARK and 0x02 for USERMARK, so the fuzzer can place a known
+ * secret anywhere. Whatever parses must describe itself (ts_url_describe)
+ * without the password, and without the user when asked to hide it; an
+ * error about a URL of the shape scheme://user:SECRET@... must not quote
+ * the secret either. Query helpers must stay within their contracts.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "url.h"
+
+#define PWMARK "pw5ecret"
+#define USERMARK "us3rname"
+
+static void fail(const char *what, const char *url, const char *out)
+{
+	fprintf(stderr, "fuzz_url: %s\n  url: %s\n  out: %s\n", what, url,
+		out ? out : "(null)");
+	abort();
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* The marker sits in the userinfo's password: "://" then no '/', '?', '#'
+ * up to ':' right before the marker, then '@' right after it. */
+static int marker_is_password(const char *url)
+{
+	const char *m = strstr(url, PWMARK), *auth = strstr(url, "://");
+
+	if (!m || !auth || auth > m || m[-1] != ':' ||
+	    m[strlen(PWMARK)] != '@')
+		return 0;
+	for (const char *p = auth + 3; p < m; p++)
+		if (*p == '/' || *p == '?' || *p == '#' || *p == '@')
+			return 0;
+	return 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const allowed[] = { "starttls", "insecure", "api",
+					       "sender", NULL };
+	size_t n = strnlen((const char *)data, size), len = 0;
+	char *url = malloc(n * 8 + 1);
+	ts_url u;
+	ts_detail d;
+	ts_err err;
+
+	if (!url)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (data[i] == 1) {
+			memcpy(url + len, PWMARK, 8), len += 8;
+		} else if (data[i] == 2) {
+			memcpy(url + len, USERMARK, 8), len += 8;
+		} else {
+			url[len++] = (char)data[i];
+		}
+	}
+	url[len] = '\0';
+	int one_pw = count(url, PWMARK) == 1;
+	int one_user = count(url, USERMARK) == 1;
+
+	err = ts_url_parse(url, &u, &d);
+	if (err) {
+		if (err != TS_ERR_CONFIG || !d.msg[0])
+			fail("unexpected error or no message", url, d.msg);
+		if (one_pw && marker_is_password(url) && strstr(d.msg, PWMARK))
+			fail("error message quotes the password", url, d.msg);
+		ts_url_free(&u);
+		free(url);
+		return 0;
+	}
+	if (!u.scheme || !*u.scheme || !u.path)
+		fail("missing scheme or path", url, u.scheme);
+	for (const char *c = u.scheme; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			fail("scheme not lower case", url, u.scheme);
+	if (u.port < 0 || u.port > 65535 || u.nquery < 0 ||
+	    u.nquery > TS_URL_MAX_QUERY)
+		fail("port or query count out of range", url, "");
+	if (!u.opaque && !u.host)
+		fail("hierarchical URL without host", url, "");
+	for (int i = 0; i < u.nquery; i++)
+		if (!u.qkey[i] || !*u.qkey[i] || !u.qval[i] ||
+		    ts_url_query(&u, u.qkey[i]) == NULL)
+			fail("bad query pair", url, u.qkey[i]);
+	int f = ts_url_flag(&u, "insecure", 7);
+	if (f != -1 && f != 0 && f != 1 && f != 7)
+		fail("ts_url_flag out of contract", url, "");
+	err = ts_url_check_query(&u, allowed, &d);
+	if (err && (err != TS_ERR_CONFIG || !d.msg[0]))
+		fail("ts_url_check_query without a message", url, d.msg);
+	if (err && one_pw && u.pass && strstr(u.pass, PWMARK) &&
+	    strstr(d.msg, PWMARK))
+		fail("query error quotes the password", url, d.msg);
+
+	for (int hide = 0; hide <= 1; hide++) {
+		char *desc = ts_url_describe(&u, hide);
+		if (!desc)
+			fail("describe returned NULL", url, "");
+		if (one_pw && u.pass && strstr(u.pass, PWMARK) &&
+		    strstr(desc, PWMARK))
+			fail("describe shows the password", url, desc);
+		if (hide && one_user && u.user && strstr(u.user, USERMARK) &&
+		    strstr(desc, USERMARK))
+			fail("describe shows the hidden user", url, desc);
+		free(desc);
+	}
+
+	/* The decoder on its own: never longer, never a NUL inside. */
+	int bad;
+	char *dec = ts_pct_decode(url, len, &bad);
+	if (dec && strlen(dec) > len)
+		fail("decoded text longer than its input", url, dec);
+	if (!dec && !bad)
+		fail("decode failed without a reason", url, "");
+	free(dec);
+
+	ts_url_free(&u);
+	free(url);
+	return 0;
+}
