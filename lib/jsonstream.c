@@ -2,6 +2,7 @@
 #include "jsonstream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -38,6 +39,20 @@ static void compact(ts_jsonstream *s)
 	s->start = 0;
 }
 
+/* With s->stop: wait until fd is readable (0) or *s->stop is set (1). */
+static int wait_readable(ts_jsonstream *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+
+	while (!*s->stop) {
+		int r = poll(&pfd, 1, 100);
+
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return 0; /* readable, hung up, or an error read() reports */
+	}
+	return 1;
+}
+
 /* Read more input. Returns 0 with data, 1 at EOF, -1 on error. */
 static int fill(ts_jsonstream *s)
 {
@@ -48,9 +63,13 @@ static int fill(ts_jsonstream *s)
 	compact(s);
 	if (ts_buf_reserve(&s->buf, CHUNK) != TS_OK)
 		return -1;
-	do
+	do {
+		if (s->stop && wait_readable(s)) {
+			s->eof = s->stopped = 1;
+			return 1;
+		}
 		n = read(s->fd, s->buf.data + s->buf.len, CHUNK);
-	while (n < 0 && errno == EINTR);
+	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
 	if (n == 0) {
@@ -147,6 +166,22 @@ static int step(ts_jsonstream *s, char c)
 	return 0;
 }
 
+/* Inside a string: step over the bytes step() would only pass by (all but
+ * quote, backslash and newline), a run at a time rather than per call. */
+static void skip_string(ts_jsonstream *s)
+{
+	const char *p = s->buf.data + s->scan, *q = p;
+	const char *end = s->buf.data + s->buf.len;
+
+	while (q < end && *q != '"' && *q != '\\' && *q != '\n')
+		q++;
+	s->scan += (size_t)(q - p);
+	if (s->max_value && s->scan - s->start > s->max_value) {
+		s->skipping = 1;
+		s->start = s->scan; /* let compact() drop it */
+	}
+}
+
 int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 {
 	ts_detail_clear(d);
@@ -192,6 +227,11 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 				s->scalar = 1;
 			continue;
 		}
+		if (s->in_string && !s->escape && c != '"' && c != '\\' &&
+		    c != '\n') {
+			skip_string(s);
+			continue;
+		}
 		int r = step(s, c);
 		if (r == 1)
 			s->scan++;
@@ -206,7 +246,7 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 		}
 	}
 	/* end of input */
-	if (!s->started)
+	if (!s->started || s->stopped)
 		return 1;
 	if (s->scalar && !s->in_string)
 		return emit(s, v, d);

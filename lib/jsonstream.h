@@ -8,6 +8,7 @@
 #ifndef TS_JSONSTREAM_H
 #define TS_JSONSTREAM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -29,6 +30,13 @@ typedef struct ts_jsonstream {
 	long line;            /* line number at buf.data[scan] (1-based) */
 	long value_line;      /* line where the current value started */
 	int skipping;         /* discarding the rest of an oversized value */
+	/* Optional: when set, the stream waits for input with poll(2) and
+	 * checks *stop at least every 100 ms; once *stop is non-zero the input
+	 * ends there (next returns 1, a partly read value is dropped) and
+	 * stopped is set. For tools that must stop reading on SIGTERM even when
+	 * the writer of a pipe is idle. */
+	volatile sig_atomic_t *stop;
+	int stopped;
 } ts_jsonstream;
 
 /* One value: bytes [data, data+len) stay valid until the next call. */

@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,11 @@ ts_err ts_json_check_bytes(const char *buf, size_t len, ts_detail *d)
 		unsigned c = p[i];
 		size_t n;
 
+		/* Most bytes are printable ASCII with no meaning here. */
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			i++;
+			continue;
+		}
 		if (c == 0)
 			return ts_fail(d, TS_ERR_DATA, NULL,
 				       "NUL byte at offset %zu", i);
@@ -197,13 +204,34 @@ int ts_valid_mobile(const char *s)
 
 /* ---- payload validation ------------------------------------------------- */
 
+/* snprintf(out, size, "%s", src) without the cost of a format: copy what
+ * fits, always terminate. Returns the bytes written. */
+static size_t copy_str(char *out, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, src, n);
+	out[n] = '\0';
+	return n;
+}
+
+/* "prefix.name" (or "name"), truncated like snprintf. Called for every
+ * field of every task, hence no printf. */
 static void path_join(char *out, size_t size, const char *prefix,
 		      const char *name)
 {
-	if (prefix && *prefix)
-		snprintf(out, size, "%s.%s", prefix, name);
-	else
-		snprintf(out, size, "%s", name);
+	size_t n = 0;
+
+	if (prefix && *prefix) {
+		n = copy_str(out, size, prefix);
+		if (n + 1 < size) {
+			out[n++] = '.';
+			out[n] = '\0';
+		}
+	}
+	copy_str(out + n, size - n, name);
 }
 
 static int has_crlf(const char *s)
@@ -540,7 +568,7 @@ static ts_err fill_ids(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 		if (!ts_valid_task_id(id))
 			return ts_fail(d, TS_ERR_DATA, "taskId",
 				       "must be 1-128 characters of A-Z a-z 0-9 . _ : -");
-		snprintf(t->task_id, sizeof t->task_id, "%s", id);
+		copy_str(t->task_id, sizeof t->task_id, id);
 	} else if (ts_uuid4(t->task_id, sizeof t->task_id) != TS_OK) {
 		return ts_fail(d, TS_ERR_INTERNAL, NULL,
 			       "no randomness for a task id");
@@ -549,7 +577,7 @@ static ts_err fill_ids(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 		if (!valid_timestamp(created))
 			return ts_fail(d, TS_ERR_DATA, "createdAt",
 				       "must be an RFC 3339 timestamp like 2026-11-29T07:00:00.123Z");
-		snprintf(t->created_at, sizeof t->created_at, "%s", created);
+		copy_str(t->created_at, sizeof t->created_at, created);
 	} else {
 		ts_now_rfc3339(t->created_at, sizeof t->created_at);
 	}
@@ -572,7 +600,10 @@ static ts_err fill_ids(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 	return TS_OK;
 }
 
-static ts_err from_request(const cJSON *obj, ts_task *t, ts_detail *d)
+/* take: obj belongs to the caller's parse and the payload may be detached
+ * from it rather than copied. */
+static ts_err from_request(const cJSON *obj, int take, ts_task *t,
+			   ts_detail *d)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "taskType");
 	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(obj, "payload");
@@ -585,18 +616,25 @@ static ts_err from_request(const cJSON *obj, ts_task *t, ts_detail *d)
 	if (!ts_valid_task_type(type->valuestring))
 		return ts_fail(d, TS_ERR_DATA, "taskType",
 			       "must match [a-z][a-z0-9_.-]{0,63}");
-	snprintf(t->task_type, sizeof t->task_type, "%s", type->valuestring);
+	copy_str(t->task_type, sizeof t->task_type, type->valuestring);
 	if (!payload)
 		return ts_fail(d, TS_ERR_DATA, "payload", "required");
 	if ((err = ts_payload_validate(t->task_type, payload, "payload", d)))
 		return err;
-	if (!(t->payload = cJSON_Duplicate(payload, 1)))
+	if (take)
+		t->payload = cJSON_DetachItemViaPointer((cJSON *)obj,
+							(cJSON *)payload);
+	else if (!(t->payload = cJSON_Duplicate(payload, 1)))
 		return TS_ERR_NOMEM;
 	return TS_OK;
 }
 
-ts_err ts_task_from_json(const cJSON *obj, const ts_task_opts *opts,
-			 ts_task *t, ts_detail *d)
+/* ts_task_from_json; with take non-NULL, obj is the caller's own parse and
+ * may be consumed instead of copied: *take is set to 1 when t now owns obj
+ * itself (--type: the whole object is the payload), so the caller must not
+ * free it. */
+static ts_err task_from_obj(const cJSON *obj, const ts_task_opts *opts,
+			    int *take, ts_task *t, ts_detail *d)
 {
 	ts_err err;
 
@@ -609,23 +647,32 @@ ts_err ts_task_from_json(const cJSON *obj, const ts_task_opts *opts,
 			return ts_fail(d, TS_ERR_USAGE, "taskType",
 				       "'%s' must match [a-z][a-z0-9_.-]{0,63}",
 				       opts->force_type);
-		snprintf(t->task_type, sizeof t->task_type, "%s",
-			 opts->force_type);
+		copy_str(t->task_type, sizeof t->task_type, opts->force_type);
 		err = ts_payload_validate(t->task_type, obj, "payload", d);
-		if (!err && !(t->payload = cJSON_Duplicate(obj, 1)))
+		if (!err && take) {
+			t->payload = (cJSON *)obj;
+			*take = 1;
+		} else if (!err && !(t->payload = cJSON_Duplicate(obj, 1))) {
 			err = TS_ERR_NOMEM;
+		}
 		if (!err)
 			err = fill_ids(NULL, opts, t, d);
 	} else {
 		err = check_top_level(obj, d);
 		if (!err)
-			err = from_request(obj, t, d);
+			err = from_request(obj, take != NULL, t, d);
 		if (!err)
 			err = fill_ids(obj, opts, t, d);
 	}
 	if (err)
 		ts_task_free(t);
 	return err;
+}
+
+ts_err ts_task_from_json(const cJSON *obj, const ts_task_opts *opts,
+			 ts_task *t, ts_detail *d)
+{
+	return task_from_obj(obj, opts, NULL, t, d);
 }
 
 ts_err ts_task_parse(const char *json, size_t len, const ts_task_opts *opts,
@@ -658,8 +705,10 @@ ts_err ts_task_parse(const char *json, size_t len, const ts_task_opts *opts,
 		return ts_fail(d, TS_ERR_DATA, NULL,
 			       "invalid JSON near byte %zu", off);
 	}
-	err = ts_task_from_json(obj, opts, t, d);
-	cJSON_Delete(obj);
+	int taken = 0;
+	err = task_from_obj(obj, opts, &taken, t, d);
+	if (!taken)
+		cJSON_Delete(obj);
 	return err;
 }
 
@@ -685,6 +734,501 @@ char *ts_task_to_json(const ts_task *t)
 out:
 	cJSON_Delete(o);
 	return s;
+}
+
+/* A JSON string as cJSON prints it: quotes, backslashes and control
+ * characters escaped, everything else (UTF-8 included) as is. */
+static ts_err append_json_string(ts_buf *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	ts_err err;
+
+	if ((err = ts_buf_append(out, "\"", 1)))
+		return err;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6] = { '\\', 0, '0', '0', 0, 0 };
+		size_t n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if ((err = ts_buf_append(out, run, (size_t)(s - run))))
+			return err;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		if ((err = ts_buf_append(out, esc, n)))
+			return err;
+		run = s + 1;
+	}
+	if ((err = ts_buf_append(out, run, (size_t)(s - run))))
+		return err;
+	return ts_buf_append(out, "\"", 1);
+}
+
+/* Print a cJSON tree compactly at the end of out, growing it as needed. */
+static ts_err append_json(ts_buf *out, cJSON *item)
+{
+	size_t room = 256;
+	ts_err err;
+
+	for (;;) {
+		if ((err = ts_buf_reserve(out, room)))
+			return err;
+		room = out->cap - out->len;
+		if (room > INT_MAX)
+			room = INT_MAX;
+		if (cJSON_PrintPreallocated(item, out->data + out->len,
+					    (int)room, 0)) {
+			out->len += strlen(out->data + out->len);
+			return TS_OK;
+		}
+		if (room >= INT_MAX / 2)
+			return TS_ERR_NOMEM;
+		room *= 2;
+	}
+}
+
+static ts_err print_tree(ts_buf *out, const cJSON *n);
+
+/* How serialize() writes the payload. */
+typedef struct payload_form {
+	const cJSON *tree;
+	int simple;       /* a fast-path tree: print_tree prints it */
+	const char *raw;  /* non-NULL: these bytes are already its printed form */
+	size_t raw_len;
+} payload_form;
+
+static ts_err append_payload(ts_buf *out, const payload_form *p)
+{
+	if (p->raw)
+		return ts_buf_append(out, p->raw, p->raw_len);
+	if (p->simple)
+		return print_tree(out, p->tree);
+	return append_json(out, (cJSON *)p->tree);
+}
+
+/* The envelope, field order as ts_task_to_json's. */
+static ts_err serialize(const ts_task *t, const payload_form *payload,
+			ts_buf *out)
+{
+	size_t mark = out->len;
+	ts_err err;
+
+	/* taskId, taskType and createdAt are validated or generated from
+	 * alphabets that need no escaping. The field order is
+	 * ts_task_to_json's. */
+	if ((err = ts_buf_append(out, "{\"taskId\":\"", 11)) ||
+	    (err = ts_buf_append(out, t->task_id, strlen(t->task_id))) ||
+	    (err = ts_buf_append(out, "\",\"taskType\":\"", 14)) ||
+	    (err = ts_buf_append(out, t->task_type, strlen(t->task_type))) ||
+	    (err = ts_buf_append(out, "\",\"payload\":", 12)) ||
+	    (err = append_payload(out, payload)) ||
+	    (err = ts_buf_append(out, ",\"createdAt\":\"", 14)) ||
+	    (err = ts_buf_append(out, t->created_at, strlen(t->created_at))) ||
+	    (err = ts_buf_append(out, "\"", 1)))
+		goto fail;
+	if (t->key && ((err = ts_buf_append(out, ",\"key\":", 7)) ||
+		       (err = append_json_string(out, t->key))))
+		goto fail;
+	if ((err = ts_buf_append(out, "}", 1)))
+		goto fail;
+	return TS_OK;
+fail:
+	out->len = mark;
+	if (out->data)
+		out->data[mark] = '\0';
+	return err;
+}
+
+ts_err ts_task_serialize(const ts_task *t, ts_buf *out)
+{
+	payload_form p = { .tree = t->payload };
+
+	return serialize(t, &p, out);
+}
+
+/* ---- fast path: parse, validate and serialise without a heap tree -------- */
+
+/* Most tasks are small objects of strings. For those, ts_task_encode()
+ * builds the cJSON tree in a fixed pool on the stack (no malloc, no free),
+ * runs the very same checks on it and prints it itself. It only takes
+ * input whose printed form it can reproduce exactly (strings whose escapes
+ * are among \" \\ \/ \b \f \n \r \t, integers cJSON prints with %d, the
+ * three literals) and that is plainly valid; anything else, every error
+ * included, goes the slow way so results and messages stay identical. */
+
+#define FAST_MAX 4096   /* input bytes */
+#define FAST_NODES 160
+#define FAST_DEPTH 32
+
+typedef struct fastp {
+	const unsigned char *p, *end;
+	char *str;              /* next free byte in strs */
+	int used;
+	int depth;
+	unsigned ws;            /* white space bytes skipped so far */
+	unsigned reprinted;     /* escapes that print differently (\/) so far */
+	cJSON nodes[FAST_NODES];
+	/* per container node: its input bytes, and whether they are exactly
+	 * its printed form (no white space, no \/ inside) */
+	const unsigned char *raw[FAST_NODES];
+	size_t raw_len[FAST_NODES];
+	unsigned char canonical[FAST_NODES];
+	char strs[FAST_MAX + 1];  /* decoded strings: never longer than the input */
+} fastp;
+
+static cJSON *fp_value(fastp *f);
+
+static void fp_ws(fastp *f)
+{
+	const unsigned char *p = f->p;
+
+	while (p < f->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	f->ws += (unsigned)(p - f->p);
+	f->p = p;
+}
+
+static cJSON *fp_node(fastp *f, int type)
+{
+	cJSON *n;
+
+	if (f->used == FAST_NODES)
+		return NULL;
+	n = &f->nodes[f->used++];
+	memset(n, 0, sizeof *n);
+	n->type = type;
+	return n;
+}
+
+/* A string at f->p (on its opening quote), decoded into f->strs. */
+static char *fp_string(fastp *f)
+{
+	const unsigned char *p = f->p + 1, *end = f->end;
+	char *start = f->str, *o = f->str;
+
+	for (;;) {
+		unsigned c;
+
+		if (p >= end)
+			return NULL;
+		c = *p;
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			p++;
+		} else if (c == '"') {
+			break;
+		} else if (c == '\\') {
+			if (p + 1 >= end)
+				return NULL;
+			switch (p[1]) {
+			case '"': *o++ = '"'; break;
+			case '\\': *o++ = '\\'; break;
+			case '/': *o++ = '/'; f->reprinted++; break;
+			case 'b': *o++ = '\b'; break;
+			case 'f': *o++ = '\f'; break;
+			case 'n': *o++ = '\n'; break;
+			case 'r': *o++ = '\r'; break;
+			case 't': *o++ = '\t'; break;
+			default: return NULL; /* \u: the slow way */
+			}
+			p += 2;
+		} else {
+			size_t n = c < 0x20 ? 0 : utf8_seq(p, (size_t)(end - p));
+
+			if (n == 0)
+				return NULL;
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		}
+	}
+	*o++ = '\0';
+	f->str = o;
+	f->p = p + 1;
+	return start;
+}
+
+/* Only integers that cJSON prints back as the same digits. */
+static cJSON *fp_number(fastp *f)
+{
+	const unsigned char *p = f->p, *end = f->end;
+	int neg = 0, digits = 0;
+	int64_t v = 0;
+	cJSON *n;
+
+	if (*p == '-') {
+		neg = 1;
+		p++;
+	}
+	if (p < end && *p == '0') {
+		p++;
+		digits = 1;
+		if (neg)
+			return NULL; /* -0 prints as 0 */
+	} else {
+		while (p < end && *p >= '0' && *p <= '9' && digits < 11) {
+			v = v * 10 + (*p++ - '0');
+			digits++;
+		}
+	}
+	if (digits == 0 || digits > 10 ||
+	    (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' ||
+			 *p == 'E')))
+		return NULL;
+	if (neg)
+		v = -v;
+	if (v < INT_MIN || v > INT_MAX || !(n = fp_node(f, cJSON_Number)))
+		return NULL;
+	n->valueint = (int)v;
+	n->valuedouble = (double)v;
+	f->p = p;
+	return n;
+}
+
+static cJSON *fp_literal(fastp *f, const char *word, int type)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(f->end - f->p) < n || memcmp(f->p, word, n) != 0)
+		return NULL;
+	f->p += n;
+	return fp_node(f, type);
+}
+
+static void fp_link(cJSON *parent, cJSON **last, cJSON *item)
+{
+	if (*last) {
+		(*last)->next = item;
+		item->prev = *last;
+	} else {
+		parent->child = item;
+	}
+	parent->child->prev = item; /* cJSON keeps the last child there */
+	*last = item;
+}
+
+/* An object or array at f->p (on its opening bracket). */
+static cJSON *fp_container(fastp *f, int object)
+{
+	cJSON *c = fp_node(f, object ? cJSON_Object : cJSON_Array);
+	cJSON *last = NULL, *item;
+	char close = object ? '}' : ']';
+	const unsigned char *start = f->p;
+	unsigned ws = f->ws, reprinted = f->reprinted;
+	int idx = f->used - 1;
+
+	if (!c || ++f->depth > FAST_DEPTH)
+		return NULL;
+	f->p++;
+	fp_ws(f);
+	if (f->p < f->end && *f->p == close)
+		goto done;
+	for (;;) {
+		char *key = NULL;
+
+		if (object) {
+			if (f->p >= f->end || *f->p != '"' || !(key = fp_string(f)))
+				return NULL;
+			fp_ws(f);
+			if (f->p >= f->end || *f->p != ':')
+				return NULL;
+			f->p++;
+			fp_ws(f);
+		}
+		if (!(item = fp_value(f)))
+			return NULL;
+		item->string = key;
+		fp_link(c, &last, item);
+		fp_ws(f);
+		if (f->p >= f->end)
+			return NULL;
+		if (*f->p == close)
+			break;
+		if (*f->p != ',')
+			return NULL;
+		f->p++;
+		fp_ws(f);
+	}
+done:
+	f->p++;
+	f->depth--;
+	f->raw[idx] = start;
+	f->raw_len[idx] = (size_t)(f->p - start);
+	f->canonical[idx] = f->ws == ws && f->reprinted == reprinted;
+	return c;
+}
+
+static cJSON *fp_value(fastp *f)
+{
+	cJSON *n;
+	char *str;
+
+	if (f->p >= f->end)
+		return NULL;
+	switch (*f->p) {
+	case '{':
+		return fp_container(f, 1);
+	case '[':
+		return fp_container(f, 0);
+	case '"':
+		if (!(str = fp_string(f)) || !(n = fp_node(f, cJSON_String)))
+			return NULL;
+		n->valuestring = str;
+		return n;
+	case 't':
+		return fp_literal(f, "true", cJSON_True);
+	case 'f':
+		return fp_literal(f, "false", cJSON_False);
+	case 'n':
+		return fp_literal(f, "null", cJSON_NULL);
+	default:
+		return fp_number(f);
+	}
+}
+
+/* cJSON_PrintUnformatted's output for the trees fp_value builds. */
+static ts_err print_tree(ts_buf *out, const cJSON *n)
+{
+	char num[16];
+	const cJSON *c;
+	ts_err err;
+
+	switch (n->type & 0xff) {
+	case cJSON_String:
+		return append_json_string(out, n->valuestring);
+	case cJSON_Number: {
+		unsigned v = n->valueint < 0 ? 0u - (unsigned)n->valueint
+					     : (unsigned)n->valueint;
+		char *o = num + sizeof num;
+
+		do
+			*--o = (char)('0' + v % 10);
+		while (v /= 10);
+		if (n->valueint < 0)
+			*--o = '-';
+		return ts_buf_append(out, o, (size_t)(num + sizeof num - o));
+	}
+	case cJSON_True:
+		return ts_buf_append(out, "true", 4);
+	case cJSON_False:
+		return ts_buf_append(out, "false", 5);
+	case cJSON_NULL:
+		return ts_buf_append(out, "null", 4);
+	default:
+		break;
+	}
+	if ((err = ts_buf_append(out, cJSON_IsObject(n) ? "{" : "[", 1)))
+		return err;
+	for (c = n->child; c; c = c->next) {
+		if (c != n->child && (err = ts_buf_append(out, ",", 1)))
+			return err;
+		if (cJSON_IsObject(n) &&
+		    ((err = append_json_string(out, c->string)) ||
+		     (err = ts_buf_append(out, ":", 1))))
+			return err;
+		if ((err = print_tree(out, c)))
+			return err;
+	}
+	return ts_buf_append(out, cJSON_IsObject(n) ? "}" : "]", 1);
+}
+
+/* task_from_obj on a pool tree: the same checks in the same order, but
+ * the payload is only borrowed (t->payload stays NULL) and any failure
+ * just says "not here". */
+static int fast_task(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
+		     const cJSON **payload)
+{
+	ts_detail d;
+	const cJSON *type;
+
+	memset(t, 0, sizeof *t);
+	if (opts && opts->force_type) {
+		if (!ts_valid_task_type(opts->force_type))
+			return 0;
+		copy_str(t->task_type, sizeof t->task_type, opts->force_type);
+		*payload = obj;
+		obj = NULL;
+	} else {
+		if (check_top_level(obj, &d))
+			return 0;
+		type = cJSON_GetObjectItemCaseSensitive(obj, "taskType");
+		*payload = cJSON_GetObjectItemCaseSensitive(obj, "payload");
+		if (!cJSON_IsString(type) || !*payload ||
+		    !ts_valid_task_type(type->valuestring))
+			return 0;
+		copy_str(t->task_type, sizeof t->task_type, type->valuestring);
+	}
+	if (ts_payload_validate(t->task_type, *payload, "payload", &d) ||
+	    fill_ids(obj, opts, t, &d)) {
+		ts_task_free(t); /* key, traceparent; no payload */
+		return 0;
+	}
+	return 1;
+}
+
+/* The fast path: 1 when done, 0 to go the slow way (out unchanged). */
+static int fast_encode(const char *json, size_t len, const ts_task_opts *opts,
+		       ts_task *t, ts_buf *out)
+{
+	fastp f;
+	cJSON *obj;
+	payload_form form = { .simple = 1 };
+	int idx;
+
+	if (len > FAST_MAX)
+		return 0;
+	f.p = (const unsigned char *)json;
+	f.end = f.p + len;
+	f.str = f.strs;
+	f.used = f.depth = 0;
+	f.ws = f.reprinted = 0;
+	fp_ws(&f);
+	if (f.p >= f.end || *f.p != '{' || !(obj = fp_container(&f, 1)))
+		return 0;
+	fp_ws(&f);
+	if (f.p != f.end || !fast_task(obj, opts, t, &form.tree))
+		return 0;
+	idx = (int)(form.tree - f.nodes);
+	if (f.canonical[idx]) { /* validated: an object, so it has a span */
+		form.raw = (const char *)f.raw[idx];
+		form.raw_len = f.raw_len[idx];
+	}
+	if (serialize(t, &form, out) != TS_OK) {
+		ts_task_free(t);
+		return 0;
+	}
+	return 1;
+}
+
+ts_err ts_task_encode(const char *json, size_t len, const ts_task_opts *opts,
+		      ts_task *t, ts_buf *out, ts_detail *d)
+{
+	ts_err err;
+
+	if (fast_encode(json, len, opts, t, out))
+		return TS_OK;
+	if ((err = ts_task_parse(json, len, opts, t, d)))
+		return err;
+	err = ts_task_serialize(t, out);
+	cJSON_Delete(t->payload);
+	t->payload = NULL;
+	if (err)
+		ts_task_free(t);
+	return err;
 }
 
 const char *ts_task_record_key(const ts_task *t)

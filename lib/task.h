@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "util.h"
 
 #define TS_TASK_ID_MAX 128
 #define TS_TASK_TYPE_MAX 64
@@ -68,6 +69,22 @@ ts_err ts_payload_validate(const char *type, const cJSON *payload,
  * JSON. Returns a malloc'd NUL-terminated string (free with free()) or NULL
  * when out of memory. */
 char *ts_task_to_json(const ts_task *t);
+
+/* Append the same envelope as ts_task_to_json(), byte for byte, to out
+ * (not NUL-counted in out->len, but NUL-terminated). Cheaper: the payload
+ * is printed in place, never copied as a tree. For producers that hand the
+ * bytes on at once (ts-submit reuses one buffer).
+ * Errors: TS_ERR_NOMEM (out keeps what it had). */
+ts_err ts_task_serialize(const ts_task *t, ts_buf *out);
+
+/* ts_task_parse() then ts_task_serialize(), with the same results and the
+ * same errors, only faster: a small input of common shape is checked and
+ * printed without building a heap tree. On success t is filled except
+ * t->payload, which is NULL (the payload exists only as bytes in out);
+ * free t with ts_task_free(). The envelope is appended to out.
+ * Errors: as ts_task_parse(), and TS_ERR_NOMEM. */
+ts_err ts_task_encode(const char *json, size_t len, const ts_task_opts *opts,
+		      ts_task *t, ts_buf *out, ts_detail *d);
 
 /* The record key: t->key if given, else the taskId. */
 const char *ts_task_record_key(const ts_task *t);

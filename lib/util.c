@@ -17,14 +17,37 @@
 
 void ts_now_rfc3339(char *buf, size_t size)
 {
+	/* Called once per task by producers: the date and time part changes
+	 * once a second, so it is formatted once a second (per thread). */
+	static __thread time_t base_sec = -1;
+	static __thread char base[32];
 	struct timespec ts;
-	struct tm tm;
-	char base[32];
+	char out[40];
+	size_t n;
+	long ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, size, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+	if (ts.tv_sec != base_sec) {
+		struct tm tm;
+
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+		base_sec = ts.tv_sec;
+	}
+	n = strlen(base);
+	memcpy(out, base, n);
+	ms = ts.tv_nsec / 1000000L;
+	out[n++] = '.';
+	out[n++] = (char)('0' + ms / 100);
+	out[n++] = (char)('0' + ms / 10 % 10);
+	out[n++] = (char)('0' + ms % 10);
+	out[n++] = 'Z';
+	if (size == 0)
+		return;
+	if (n >= size)
+		n = size - 1; /* truncated like snprintf */
+	memcpy(buf, out, n);
+	buf[n] = '\0';
 }
 
 int64_t ts_now_ms(void)
