@@ -463,7 +463,7 @@ static ts_err load_argv(ts_config *cfg, int argc, char **argv, ts_detail *d)
 	longopts[nl] = (struct option){ 0 };
 	shorts[ns] = '\0';
 
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then drops all state of an earlier scan */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, longopts, &li)) != -1) {
 		const struct opt *o = NULL;
