@@ -298,6 +298,15 @@ static ts_err finish_defaults(ts_config *cfg)
 	return TS_OK;
 }
 
+/* A short option that takes no value (-q, -v, ...). */
+static int short_is_flag(char c)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].shortopt == c)
+			return opts[i].arg == NULL;
+	return 0;
+}
+
 /* Find -c/--config in argv without disturbing getopt. */
 static const char *prescan_config(int argc, char **argv)
 {
@@ -312,8 +321,17 @@ static const char *prescan_config(int argc, char **argv)
 			found = argv[++i];
 		else if (strncmp(a, "--config=", 9) == 0)
 			found = a + 9;
-		else if (strncmp(a, "-c", 2) == 0 && a[2] && a[1] != '-')
-			found = a + 2;
+		else if (a[0] == '-' && a[1] && a[1] != '-') {
+			/* flags clustered before c, as getopt takes them:
+			 * -cFILE, -qc FILE, -vcFILE */
+			const char *p = a + 1;
+			while (*p && *p != 'c' && short_is_flag(*p))
+				p++;
+			if (*p == 'c' && p[1])
+				found = p + 1;
+			else if (*p == 'c' && i + 1 < argc)
+				found = argv[++i];
+		}
 	}
 	return found;
 }
