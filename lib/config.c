@@ -136,15 +136,17 @@ static const struct opt *find_opt(const char *name)
 /* Append the property lines of a kcat-style file to cfg->rdkafka. */
 static ts_err read_rdkafka_file(ts_config *cfg, const char *path, ts_detail *d)
 {
-	char *text, *line, *save = NULL;
+	char *text, *line, *next;
 	int lineno = 0;
 	ts_err err;
 
 	if ((err = ts_read_file(path, 1 << 20, &text, NULL, d)))
 		return ts_fail(d, TS_ERR_CONFIG, NULL, "-F %s", d->msg);
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	/* not strtok_r: it would skip blank lines and miscount */
+	for (line = text; line; line = next) {
 		char *p = line, *end;
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
 		lineno++;
 		while (isspace((unsigned char)*p))
 			p++;
