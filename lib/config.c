@@ -140,8 +140,10 @@ static ts_err read_rdkafka_file(ts_config *cfg, const char *path, ts_detail *d)
 	int lineno = 0;
 	ts_err err;
 
-	if ((err = ts_read_file(path, 1 << 20, &text, NULL, d)))
-		return ts_fail(d, TS_ERR_CONFIG, NULL, "-F %s", d->msg);
+	ts_detail sub; /* not d: d->msg as an argument to ts_fail(d) overlaps */
+
+	if ((err = ts_read_file(path, 1 << 20, &text, NULL, &sub)))
+		return ts_fail(d, TS_ERR_CONFIG, NULL, "-F %s", sub.msg);
 	/* not strtok_r: it would skip blank lines and miscount */
 	for (line = text; line; line = next) {
 		char *p = line, *end;
