@@ -1,0 +1,368 @@
+/* test_kafka.c - librdkafka configuration from the shared config. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "kafka.h"
+
+#define assert_contains(hay, needle)                                          \
+	do {                                                                  \
+		const char *h_ = (hay), *n_ = (needle);                       \
+		if (!h_ || !strstr(h_, n_))                                   \
+			fail_msg("\"%s\" does not contain \"%s\"",            \
+				 h_ ? h_ : "(null)", n_);                     \
+	} while (0)
+
+static ts_config C;
+static ts_detail D;
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&C, 0, sizeof C);
+	memset(&D, 0, sizeof D);
+	C.brokers = strdup("127.0.0.1:1");
+	return C.brokers ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(C.brokers);
+	ts_strlist_free(&C.rdkafka);
+	memset(&C, 0, sizeof C);
+	return 0;
+}
+
+static void X(const char *kv)
+{
+	assert_int_equal(ts_strlist_add(&C.rdkafka, kv), TS_OK);
+}
+
+/* A property's value as librdkafka reports it (static buffer). */
+static const char *get(const rd_kafka_conf_t *conf, const char *name)
+{
+	static char buf[4][512];
+	static int next;
+	char *b = buf[next++ % 4];
+	size_t size = 512;
+
+	if (rd_kafka_conf_get(conf, name, b, &size) != RD_KAFKA_CONF_OK)
+		fail_msg("property %s not readable", name);
+	return b;
+}
+
+/* librdkafka's own spelling of a value, for comparisons. */
+static const char *canon(const char *name, const char *value)
+{
+	static char buf[2][512];
+	static int next;
+	char *b = buf[next++ % 2];
+	char errstr[256];
+	size_t size = 512;
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+
+	assert_int_equal(rd_kafka_conf_set(c, name, value, errstr, sizeof errstr),
+			 RD_KAFKA_CONF_OK);
+	assert_int_equal(rd_kafka_conf_get(c, name, b, &size), RD_KAFKA_CONF_OK);
+	rd_kafka_conf_destroy(c);
+	return b;
+}
+
+static void test_conf_order(void **state)
+{
+	static const char *const defaults[] = {
+		"linger.ms", "5",
+		"client.id", "from-default",
+		"message.timeout.ms", "3000",
+		NULL,
+	};
+	rd_kafka_conf_t *conf = NULL;
+
+	(void)state;
+	X("linger.ms=50");
+	X("client.id=first");
+	X("client.id=second");     /* later -X wins */
+	X("queue.buffering.max.messages=1234");
+	assert_int_equal(ts_kafka_conf(&C, defaults, &conf, &D), TS_OK);
+	assert_non_null(conf);
+	assert_string_equal(get(conf, "bootstrap.servers"), "127.0.0.1:1");
+	assert_string_equal(get(conf, "linger.ms"), canon("linger.ms", "50"));
+	assert_string_equal(get(conf, "client.id"), "second");
+	assert_string_equal(get(conf, "message.timeout.ms"), "3000");
+	assert_string_equal(get(conf, "queue.buffering.max.messages"), "1234");
+	rd_kafka_conf_destroy(conf);
+
+	/* no defaults, no -X: just the brokers */
+	ts_strlist_free(&C.rdkafka);
+	assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_OK);
+	assert_string_equal(get(conf, "bootstrap.servers"), "127.0.0.1:1");
+	rd_kafka_conf_destroy(conf);
+
+	/* -X may even replace the brokers: it comes last */
+	X("bootstrap.servers=k9:9092");
+	assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_OK);
+	assert_string_equal(get(conf, "bootstrap.servers"), "k9:9092");
+	rd_kafka_conf_destroy(conf);
+}
+
+static void test_conf_from_loader(void **state)
+{
+	/* the whole path: -F file and -X from the command line, in order */
+	char path[] = "/tmp/ts-kafka-XXXXXX";
+	int fd = mkstemp(path);
+	char *argv[] = { "ts-submit", "-b", "k1:1,k2:2", "-X", "client.id=x1", "-F",
+			 path, "-X", "linger.ms=77", NULL };
+	ts_config cfg;
+	rd_kafka_conf_t *conf;
+
+	(void)state;
+	assert_true(fd >= 0);
+	const char *text = "client.id=from-file\nlinger.ms=9\nsocket.timeout.ms=7000\n";
+	assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(ts_config_load(&cfg, TS_TOOL_SUBMIT, "ts-submit", 9, argv, &D), TS_OK);
+	assert_int_equal(ts_kafka_conf(&cfg, NULL, &conf, &D), TS_OK);
+	assert_string_equal(get(conf, "bootstrap.servers"), "k1:1,k2:2");
+	assert_string_equal(get(conf, "client.id"), "from-file");
+	assert_string_equal(get(conf, "linger.ms"), canon("linger.ms", "77"));
+	assert_string_equal(get(conf, "socket.timeout.ms"), "7000");
+	rd_kafka_conf_destroy(conf);
+	ts_config_free(&cfg);
+	unlink(path);
+}
+
+static void test_bad_property(void **state)
+{
+	static const char *const bad_default[] = { "linger.ms", "soon", NULL };
+	rd_kafka_conf_t *conf = (rd_kafka_conf_t *)0x1;
+
+	(void)state;
+	X("client.id=ok");
+	X("no.such.property=1");
+	assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_ERR_CONFIG);
+	assert_contains(D.msg, "no.such.property");
+	assert_contains(D.msg, "-X");
+	assert_ptr_equal(conf, (rd_kafka_conf_t *)0x1); /* untouched on error */
+	ts_strlist_free(&C.rdkafka);
+
+	X("acks=bogus");
+	assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_ERR_CONFIG);
+	assert_contains(D.msg, "acks");
+	ts_strlist_free(&C.rdkafka);
+
+	X("linger.ms=-5");
+	assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_ERR_CONFIG);
+	assert_contains(D.msg, "linger.ms");
+	ts_strlist_free(&C.rdkafka);
+
+	assert_int_equal(ts_kafka_conf(&C, bad_default, &conf, &D), TS_ERR_CONFIG);
+	assert_contains(D.msg, "linger.ms");
+}
+
+static void test_secret_never_echoed(void **state)
+{
+	static const char *const secret_props[] = {
+		/* rejected by this librdkafka build (no OIDC support) */
+		"sasl.oauthbearer.client.secret",
+		/* unknown names that look secret: typos of real ones */
+		"sasl.passwrd",
+		"ssl.key.passwords",
+		"sasl.jaas.config",
+		"sasl.oauthbearer.token.bogus",
+	};
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk = NULL;
+	char kv[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof secret_props / sizeof secret_props[0]; i++) {
+		ts_strlist_free(&C.rdkafka);
+		snprintf(kv, sizeof kv, "%s=hunter2", secret_props[i]);
+		X(kv);
+		assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_ERR_CONFIG);
+		assert_contains(D.msg, secret_props[i]);
+		if (strstr(D.msg, "hunter2") || strstr(D.field, "hunter2"))
+			fail_msg("secret value in the detail: %s", D.msg);
+	}
+
+	/* a key librdkafka takes, then rejects when the handle is built */
+	ts_strlist_free(&C.rdkafka);
+	X("security.protocol=ssl");
+	X("ssl.key.pem=-----BEGIN PRIVATE KEY-----hunter2-----END PRIVATE KEY-----");
+	X("ssl.key.password=hunter2");
+	assert_int_equal(ts_kafka_producer(&C, NULL, NULL, NULL, &rk, &D), TS_ERR_CONFIG);
+	assert_null(rk);
+	assert_true(strlen(D.msg) > 0);
+	if (strstr(D.msg, "hunter2"))
+		fail_msg("secret value in the detail: %s", D.msg);
+
+	/* a secret set fine is not an error at all */
+	ts_strlist_free(&C.rdkafka);
+	X("sasl.password=hunter2");
+	assert_int_equal(ts_kafka_conf(&C, NULL, &conf, &D), TS_OK);
+	rd_kafka_conf_destroy(conf);
+}
+
+static void test_producer_defaults(void **state)
+{
+	rd_kafka_t *rk = NULL;
+	const rd_kafka_conf_t *conf;
+	int opaque_target;
+
+	(void)state;
+	X("log_level=0");
+	assert_int_equal(ts_kafka_producer(&C, NULL, NULL, &opaque_target, &rk, &D), TS_OK);
+	assert_non_null(rk);
+	conf = rd_kafka_conf(rk);
+	assert_string_equal(get(conf, "acks"), canon("acks", "all"));
+	assert_string_equal(get(conf, "enable.idempotence"), "true");
+	assert_string_equal(get(conf, "linger.ms"), canon("linger.ms", "5"));
+	assert_string_equal(get(conf, "bootstrap.servers"), "127.0.0.1:1");
+	assert_ptr_equal(rd_kafka_opaque(rk), &opaque_target);
+	assert_string_equal(rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "other", "producer");
+	rd_kafka_destroy(rk);
+}
+
+static void test_producer_overrides(void **state)
+{
+	static const char *const extra[] = { "message.timeout.ms", "3000",
+					     "linger.ms", "20", NULL };
+	rd_kafka_t *rk = NULL;
+	const rd_kafka_conf_t *conf;
+
+	(void)state;
+	X("log_level=0");
+	X("enable.idempotence=false");
+	X("acks=1");
+	X("linger.ms=0");
+	assert_int_equal(ts_kafka_producer(&C, NULL, NULL, NULL, &rk, &D), TS_OK);
+	conf = rd_kafka_conf(rk);
+	assert_string_equal(get(conf, "acks"), canon("acks", "1"));
+	assert_string_equal(get(conf, "enable.idempotence"), "false");
+	assert_string_equal(get(conf, "linger.ms"), canon("linger.ms", "0"));
+	rd_kafka_destroy(rk);
+
+	/* a tool's extra pairs sit between the defaults and the user's */
+	ts_strlist_free(&C.rdkafka);
+	X("log_level=0");
+	X("message.timeout.ms=4000");
+	assert_int_equal(ts_kafka_producer(&C, extra, NULL, NULL, &rk, &D), TS_OK);
+	conf = rd_kafka_conf(rk);
+	assert_string_equal(get(conf, "message.timeout.ms"), "4000");
+	assert_string_equal(get(conf, "linger.ms"), canon("linger.ms", "20"));
+	assert_string_equal(get(conf, "acks"), canon("acks", "all"));
+	rd_kafka_destroy(rk);
+
+	/* what librdkafka refuses as a whole is a config error, not a crash */
+	ts_strlist_free(&C.rdkafka);
+	X("acks=1"); /* idempotence (the default) needs acks=all */
+	rk = NULL;
+	assert_int_equal(ts_kafka_producer(&C, NULL, NULL, NULL, &rk, &D), TS_ERR_CONFIG);
+	assert_null(rk);
+	assert_contains(D.msg, "acks");
+}
+
+static void test_consumer_defaults(void **state)
+{
+	rd_kafka_t *rk = NULL;
+	const rd_kafka_conf_t *conf;
+
+	(void)state;
+	X("log_level=0");
+	assert_int_equal(ts_kafka_consumer(&C, "grp-1", NULL, NULL, &rk, &D), TS_OK);
+	conf = rd_kafka_conf(rk);
+	assert_string_equal(get(conf, "group.id"), "grp-1");
+	assert_string_equal(get(conf, "enable.auto.commit"), "false");
+	assert_true(rd_kafka_type(rk) == RD_KAFKA_CONSUMER);
+	/* the topic default lives in the default topic conf */
+	rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(rk);
+	char buf[64];
+	size_t size = sizeof buf;
+	assert_non_null(tc);
+	assert_int_equal(rd_kafka_topic_conf_get(tc, "auto.offset.reset", buf, &size), RD_KAFKA_CONF_OK);
+	assert_true(strcmp(buf, "smallest") == 0 || strcmp(buf, "earliest") == 0);
+	rd_kafka_topic_conf_destroy(tc);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+
+	/* -X overrides, the group argument is used as given */
+	X("auto.offset.reset=latest");
+	X("enable.auto.commit=true");
+	assert_int_equal(ts_kafka_consumer(&C, "grp-2", NULL, NULL, &rk, &D), TS_OK);
+	conf = rd_kafka_conf(rk);
+	assert_string_equal(get(conf, "group.id"), "grp-2");
+	assert_string_equal(get(conf, "enable.auto.commit"), "true");
+	tc = rd_kafka_default_topic_conf_dup(rk);
+	size = sizeof buf;
+	assert_int_equal(rd_kafka_topic_conf_get(tc, "auto.offset.reset", buf, &size), RD_KAFKA_CONF_OK);
+	assert_true(strcmp(buf, "largest") == 0 || strcmp(buf, "latest") == 0);
+	rd_kafka_topic_conf_destroy(tc);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+static void test_classify(void **state)
+{
+	(void)state;
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR), TS_OK);
+	/* the broker or the network: try again */
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__TRANSPORT), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__TIMED_OUT), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT), TS_ERR_TRANSIENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__QUEUE_FULL), TS_ERR_TRANSIENT);
+	/* the record or the rights: retrying will not help */
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE), TS_ERR_PERMANENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_INVALID_RECORD), TS_ERR_PERMANENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED), TS_ERR_PERMANENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED), TS_ERR_PERMANENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED), TS_ERR_PERMANENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__AUTHENTICATION), TS_ERR_PERMANENT);
+	assert_int_equal(ts_kafka_classify(RD_KAFKA_RESP_ERR__FATAL), TS_ERR_PERMANENT);
+}
+
+static void test_list_properties(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_non_null(f);
+	ts_kafka_list_properties(f);
+	fclose(f);
+	assert_contains(text, "bootstrap.servers");
+	assert_contains(text, "enable.idempotence");
+	assert_contains(text, "sasl.password");
+	free(text);
+}
+
+int main(void)
+{
+#define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T_(test_conf_order),
+		T_(test_conf_from_loader),
+		T_(test_bad_property),
+		T_(test_secret_never_echoed),
+		T_(test_producer_defaults),
+		T_(test_producer_overrides),
+		T_(test_consumer_defaults),
+		T_(test_classify),
+		T_(test_list_properties),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
