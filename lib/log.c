@@ -27,9 +27,11 @@ void ts_log_init(const char *tool)
 
 void ts_log_set_level(ts_log_level level)
 {
-	if (level < TS_LOG_ERROR)
+	/* as int: the enum is unsigned, so "WARN + verbosity" below 0 would
+	 * otherwise wrap round to DEBUG, the opposite of quiet */
+	if ((int)level < TS_LOG_ERROR)
 		level = TS_LOG_ERROR;
-	if (level > TS_LOG_DEBUG)
+	if ((int)level > TS_LOG_DEBUG)
 		level = TS_LOG_DEBUG;
 	log_level = level;
 }
