@@ -1,0 +1,877 @@
+/* consumer.c - the main thread: an event loop over the consumer's queue,
+ * the DLQ producer's queue and the threads' done list; task state; the
+ * rebalance callback; commits; the drain on revoke and on shutdown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "tool.h"
+#include "util.h"
+#include "worker.h"
+
+#define COMMIT_INTERVAL_MS 500
+#define INTAKE_BURST 512
+
+/* ---- partitions ---------------------------------------------------------- */
+
+static struct part *part_get(struct worker *w, int32_t id, int create)
+{
+	struct part *p;
+
+	if (id < 0)
+		return NULL;
+	if ((size_t)id < w->nparts && w->parts[id])
+		return w->parts[id];
+	if (!create)
+		return NULL;
+	if ((size_t)id >= w->nparts) {
+		size_t n = (size_t)id + 1;
+		struct part **a = realloc(w->parts, n * sizeof *a);
+		if (!a)
+			return NULL;
+		memset(a + w->nparts, 0, (n - w->nparts) * sizeof *a);
+		w->parts = a;
+		w->nparts = n;
+	}
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->id = id;
+	p->committed = -1;
+	p->hi_started = -1;
+	ts_offsets_init(&p->offs);
+	w->parts[id] = p;
+	return p;
+}
+
+/* ---- task lifecycle ------------------------------------------------------ */
+
+void task_started(struct worker *w, struct wtask *t)
+{
+	pthread_mutex_lock(&w->mu);
+	if (t->part && t->offset > t->part->hi_started)
+		t->part->hi_started = t->offset;
+	pthread_mutex_unlock(&w->mu);
+}
+
+void task_free(struct worker *w, struct wtask *t)
+{
+	free(t->key);
+	free(t->value);
+	if (t->headers)
+		rd_kafka_headers_destroy(t->headers);
+	free(t->traceparent);
+	free(t->envelope);
+	ts_task_free(&t->task);
+	free(t);
+	w->held--;
+}
+
+static const struct route *find_route(struct worker *w, const char *type)
+{
+	for (size_t i = 0; i < w->nroutes; i++)
+		if (strcmp(w->routes[i].type, type) == 0)
+			return &w->routes[i];
+	return NULL;
+}
+
+/* Copy a string field of obj into buf when it is valid for check. */
+static void peek_field(const cJSON *obj, const char *name, char *buf,
+		       size_t size, int (*check)(const char *))
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (cJSON_IsString(v) && check(v->valuestring) &&
+	    strlen(v->valuestring) < size)
+		strcpy(buf, v->valuestring);
+}
+
+/* Parse and validate once, when the task first may run. Sets t->ec and
+ * t->msg when it cannot run at all. */
+static void parse_task(struct worker *w, struct wtask *t)
+{
+	ts_detail d;
+	cJSON *obj;
+	const char *end = NULL;
+	ts_err err;
+
+	t->parsed = 1;
+	if (!t->value) {
+		t->ec = EC_INVALID_JSON;
+		snprintf(t->msg, sizeof t->msg, "empty record (null value)");
+		return;
+	}
+	if (ts_json_check_bytes(t->value, t->value_len, &d) != TS_OK) {
+		t->ec = EC_INVALID_JSON;
+		snprintf(t->msg, sizeof t->msg, "%s", d.msg);
+		return;
+	}
+	obj = cJSON_ParseWithLengthOpts(t->value, t->value_len, &end, 0);
+	if (obj) {
+		while (end < t->value + t->value_len &&
+		       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+			end++;
+		if (end < t->value + t->value_len) {
+			cJSON_Delete(obj);
+			obj = NULL;
+			t->ec = EC_INVALID_JSON;
+			snprintf(t->msg, sizeof t->msg,
+				 "not one JSON value: more text at byte %zu",
+				 (size_t)(end - t->value) + 1);
+			return;
+		}
+	}
+	if (!obj) {
+		t->ec = EC_INVALID_JSON;
+		snprintf(t->msg, sizeof t->msg, "not valid JSON (at byte %zu)",
+			 end ? (size_t)(end - t->value) + 1 : (size_t)1);
+		return;
+	}
+	/* for the output line even when the rest is wrong */
+	peek_field(obj, "taskId", t->task_id, sizeof t->task_id,
+		   ts_valid_task_id);
+	peek_field(obj, "taskType", t->task_type, sizeof t->task_type,
+		   ts_valid_task_type);
+	err = ts_task_from_json(obj, NULL, &t->task, &d);
+	if (err == TS_ERR_DATA) {
+		t->ec = EC_INVALID_TASK;
+		if (d.field[0])
+			snprintf(t->msg, sizeof t->msg, "%.127s: %.250s", d.field, d.msg);
+		else
+			snprintf(t->msg, sizeof t->msg, "%s", d.msg);
+	} else if (err) {
+		/* no memory or no randomness: not the task's fault */
+		t->ec = EC_PERMANENT;
+		snprintf(t->msg, sizeof t->msg, "cannot parse: %s",
+			 ts_strerror(err));
+	} else {
+		int had_id = cJSON_GetObjectItemCaseSensitive(obj, "taskId") != NULL;
+		strcpy(t->task_id, t->task.task_id);
+		strcpy(t->task_type, t->task.task_type);
+		t->route = find_route(w, t->task.task_type);
+		if (!t->route) {
+			t->ec = EC_UNKNOWN_TYPE;
+			snprintf(t->msg, sizeof t->msg,
+				 "no processor for task type '%s' (see --handler)",
+				 t->task.task_type);
+		} else if (!had_id) {
+			/* A bare request: hand the handler the envelope with
+			 * the id it will be known by. */
+			t->envelope = ts_task_to_json(&t->task);
+		}
+		if (!t->traceparent && t->task.traceparent)
+			t->traceparent = strdup(t->task.traceparent);
+	}
+	cJSON_Delete(obj);
+}
+
+void task_make_ready(struct worker *w, struct wtask *t)
+{
+	if (!t->parsed)
+		parse_task(w, t);
+	if (t->ec != EC_NONE) {
+		dlq_send(w, t);
+		return;
+	}
+	pool_push(w, t);
+}
+
+void part_unlink(struct part *p, struct wtask *t)
+{
+	if (t->pprev)
+		t->pprev->pnext = t->pnext;
+	else
+		p->tasks = t->pnext;
+	if (t->pnext)
+		t->pnext->pprev = t->pprev;
+	else
+		p->tasks_tail = t->pprev;
+	t->pprev = t->pnext = NULL;
+}
+
+/* Delivered, or its dead letter acknowledged: the offset may move. */
+void task_finish(struct worker *w, struct wtask *t, int delivered)
+{
+	struct part *p = t->part;
+
+	if (ts_offsets_done(&p->offs, t->offset) != TS_OK)
+		ts_log_error("internal: offset %d:%lld finished twice or "
+			     "never taken", t->partition, (long long)t->offset);
+	out_finished(w, t, delivered);
+	w->last_activity = ts_mono_ms();
+	sched_finish(w, t);
+	part_unlink(p, t);
+	p->held--;
+	task_free(w, t);
+}
+
+/* A thread is done with t: decide what comes next. */
+static void task_attempted(struct worker *w, struct wtask *t)
+{
+	if (t->abandoned) {
+		task_free(w, t);
+		return;
+	}
+	switch (t->result) {
+	case TS_OK:
+		task_finish(w, t, 1);
+		return;
+	case TS_ERR_TRANSIENT:
+		if (t->attempts <= w->cfg->retries) {
+			int64_t wait = ts_backoff_delay(&w->backoff, t->attempts,
+							t->retry_after_ms);
+			ts_log_info("task %s (%s) at %d:%lld failed (attempt %d), "
+				    "retry in %lld ms: %s%s%s", t->task_id,
+				    t->task_type, t->partition,
+				    (long long)t->offset, t->attempts,
+				    (long long)wait, t->msg,
+				    t->traceparent ? " traceparent=" : "",
+				    t->traceparent ? t->traceparent : "");
+			out_retry(w, t);
+			sched_retry(w, t, ts_mono_ms() + wait);
+			return;
+		}
+		t->ec = EC_EXHAUSTED;
+		break;
+	default:
+		t->ec = EC_PERMANENT;
+		break;
+	}
+	dlq_send(w, t);
+}
+
+static void handle_done(struct worker *w)
+{
+	struct wtask *t = pool_take_done(w), *next;
+
+	for (; t; t = next) {
+		next = t->qnext;
+		t->qnext = NULL;
+		task_attempted(w, t);
+	}
+}
+
+/* ---- intake -------------------------------------------------------------- */
+
+static void consume_error(struct worker *w, rd_kafka_message_t *m)
+{
+	static rd_kafka_resp_err_t last;
+	static int64_t last_at;
+	int64_t now = ts_mono_ms();
+
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		return;
+	if (m->err != last || now - last_at > 10000) {
+		ts_log_warn("consume %s: %s", w->cfg->topic,
+			    rd_kafka_message_errstr(m));
+		last = m->err;
+		last_at = now;
+	}
+}
+
+static char *dup_bytes(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
+static void intake(struct worker *w, rd_kafka_message_t *m)
+{
+	struct part *p;
+	struct wtask *t;
+	const void *tp;
+	size_t tplen;
+	rd_kafka_timestamp_type_t tstype;
+
+	if (m->err) {
+		consume_error(w, m);
+		return;
+	}
+	p = part_get(w, m->partition, 0);
+	/* Not ours (any more), or shutting down: not taken, not committed;
+	 * the partition's next owner (or our next start) reads it again. */
+	if (!p || !p->assigned || p->draining || w->stopping)
+		return;
+	if (ts_offsets_add(&p->offs, m->offset) != TS_OK) {
+		ts_log_debug("skipping repeated offset %d:%lld", m->partition,
+			     (long long)m->offset);
+		return;
+	}
+	t = calloc(1, sizeof *t);
+	if (!t)
+		goto nomem;
+	w->held++;
+	t->partition = m->partition;
+	t->offset = m->offset;
+	t->timestamp = rd_kafka_message_timestamp(m, &tstype);
+	t->part = p;
+	t->t0 = ts_mono_ms();
+	t->retry_after_ms = -1;
+	t->heap_i = (size_t)-1;
+	if (m->key && !(t->key = dup_bytes(m->key, m->key_len)))
+		goto nomem;
+	t->key_len = m->key_len;
+	if (m->payload && !(t->value = dup_bytes(m->payload, m->len)))
+		goto nomem;
+	t->value_len = m->len;
+	if (rd_kafka_message_detach_headers(m, &t->headers) != 0)
+		t->headers = NULL;
+	if (t->headers &&
+	    rd_kafka_header_get_last(t->headers, "traceparent", &tp, &tplen) == 0 &&
+	    tp && tplen <= TS_TRACEPARENT_MAX) {
+		t->traceparent = dup_bytes(tp, tplen);
+		if (t->traceparent && !ts_valid_traceparent(t->traceparent)) {
+			free(t->traceparent);
+			t->traceparent = NULL;
+		}
+	}
+	t->pnext = NULL;
+	t->pprev = NULL;
+	/* append at the partition's tail: the list stays in offset order */
+	if (p->tasks) {
+		struct wtask *tail = p->tasks_tail;
+		tail->pnext = t;
+		t->pprev = tail;
+	} else {
+		p->tasks = t;
+	}
+	p->tasks_tail = t;
+	p->held++;
+	ts_series_inc(w->s_consumed);
+	w->last_activity = t->t0;
+	sched_add(w, t);
+	return;
+nomem:
+	/* Leave it unfinished in the tracker: never committed, read again
+	 * after a restart. */
+	ts_log_error("out of memory taking %d:%lld", m->partition,
+		     (long long)m->offset);
+	if (t)
+		task_free(w, t);
+}
+
+/* ---- commits ------------------------------------------------------------- */
+
+/* Commit the commit point of every partition in ids (all assigned ones
+ * when ids is NULL) that moved since the last commit. sync: wait for the
+ * broker's answer (revoke, shutdown); else fire and go on. */
+static void commit(struct worker *w, const int32_t *ids, size_t nids, int sync)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	rd_kafka_resp_err_t err;
+	size_t n = ids ? nids : w->nparts;
+
+	for (size_t i = 0; i < n; i++) {
+		struct part *p = part_get(w, ids ? ids[i] : (int32_t)i, 0);
+		int64_t cp;
+		if (!p || !p->assigned)
+			continue;
+		cp = ts_offsets_commit_point(&p->offs);
+		if (cp < 0 || cp <= p->committed)
+			continue;
+		rd_kafka_topic_partition_list_add(l, w->cfg->topic, p->id)->offset = cp;
+	}
+	if (l->cnt == 0) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return;
+	}
+	err = rd_kafka_commit(w->rk, l, !sync);
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		ts_log_warn("commit: %s", rd_kafka_err2str(err));
+	for (int i = 0; i < l->cnt; i++) {
+		struct part *p = part_get(w, l->elems[i].partition, 0);
+		/* async: assume it lands; the commit callback undoes this
+		 * when it did not, so the next round tries again */
+		if (p && (!sync || (!err && !l->elems[i].err)))
+			p->committed = l->elems[i].offset;
+		if (sync && l->elems[i].err)
+			ts_log_warn("commit %s [%d] at %lld: %s", w->cfg->topic,
+				    l->elems[i].partition,
+				    (long long)l->elems[i].offset,
+				    rd_kafka_err2str(l->elems[i].err));
+		ts_log_debug("commit %s [%d] at %lld", w->cfg->topic,
+			     l->elems[i].partition, (long long)l->elems[i].offset);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		      rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+	struct worker *w = opaque;
+
+	(void)rk;
+	if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+		return;
+	for (int i = 0; l && i < l->cnt; i++) {
+		struct part *p;
+		if (!err && !l->elems[i].err)
+			continue;
+		p = part_get(w, l->elems[i].partition, 0);
+		if (p && p->committed == l->elems[i].offset)
+			p->committed = -1;   /* try again */
+		ts_log_info("commit %s [%d] at %lld failed: %s", w->cfg->topic,
+			    l->elems[i].partition, (long long)l->elems[i].offset,
+			    rd_kafka_err2str(err ? err : l->elems[i].err));
+	}
+}
+
+/* ---- flow control -------------------------------------------------------- */
+
+/* Pause a partition that holds too much (or all, past the total bound, or
+ * when stopping), resume below half. Bounds the memory to the bounds, not
+ * to the backlog in Kafka. Pausing keeps the consumer polling, so
+ * rebalances and heartbeats go on while the threads are busy. */
+static void flow(struct worker *w)
+{
+	rd_kafka_topic_partition_list_t *pause = NULL, *resume = NULL;
+
+	for (size_t i = 0; i < w->nparts; i++) {
+		struct part *p = w->parts[i];
+		int over, under;
+		if (!p || !p->assigned)
+			continue;
+		over = p->held >= w->hold_high || w->held >= w->hold_total_high ||
+		       w->stopping || p->draining;
+		under = p->held <= w->hold_high / 2 &&
+			w->held <= w->hold_total_high / 2 && !w->stopping &&
+			!p->draining;
+		if (!p->paused && over) {
+			if (!pause)
+				pause = rd_kafka_topic_partition_list_new(8);
+			rd_kafka_topic_partition_list_add(pause, w->cfg->topic, p->id);
+			p->paused = 1;
+		} else if (p->paused && under) {
+			if (!resume)
+				resume = rd_kafka_topic_partition_list_new(8);
+			rd_kafka_topic_partition_list_add(resume, w->cfg->topic, p->id);
+			p->paused = 0;
+		}
+	}
+	if (pause) {
+		rd_kafka_pause_partitions(w->rk, pause);
+		rd_kafka_topic_partition_list_destroy(pause);
+	}
+	if (resume) {
+		rd_kafka_resume_partitions(w->rk, resume);
+		rd_kafka_topic_partition_list_destroy(resume);
+	}
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+static void drain_pipe(int fd)
+{
+	char buf[256];
+
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+}
+
+/* Wait up to timeout_ms for anything but the consumer (whose queue we are
+ * inside of during a rebalance), then serve it: finished deliveries, DLQ
+ * acknowledgements, due retries. */
+static void serve_side(struct worker *w, int timeout_ms)
+{
+	struct pollfd pfd[2] = { { w->done_fd, POLLIN, 0 },
+				 { w->pq_fd, POLLIN, 0 } };
+
+	if (poll(pfd, 2, timeout_ms) > 0 && pfd[1].revents)
+		drain_pipe(w->pq_fd);
+	rd_kafka_poll(w->prod, 0);
+	handle_done(w);
+	sched_fire_retries(w, ts_mono_ms());
+}
+
+/* ---- rebalance ------------------------------------------------------------ */
+
+static void list_ids(const rd_kafka_topic_partition_list_t *l, char *buf,
+		     size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < l->cnt && o + 12 < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%d", i ? "," : "",
+				      l->elems[i].partition);
+}
+
+static void assign_parts(struct worker *w, rd_kafka_topic_partition_list_t *l)
+{
+	char ids[256];
+
+	for (int i = 0; i < l->cnt; i++) {
+		struct part *p = part_get(w, l->elems[i].partition, 1);
+		if (!p) {
+			ts_log_error("out of memory taking partition %d",
+				     l->elems[i].partition);
+			continue;
+		}
+		if (!p->assigned)
+			w->assigned_count++;
+		p->assigned = 1;
+		p->paused = 0;
+		p->draining = 0;
+		p->committed = -1;
+		ts_offsets_reset(&p->offs);
+		pthread_mutex_lock(&w->mu);
+		p->hi_started = -1;
+		pthread_mutex_unlock(&w->mu);
+	}
+	w->ever_assigned = 1;
+	w->last_activity = ts_mono_ms();
+	ts_series_set(ts_metric_with(w->m_assigned), (double)w->assigned_count);
+	list_ids(l, ids, sizeof ids);
+	ts_log_info("assigned %s partitions %s", w->cfg->topic,
+		    l->cnt ? ids : "(none)");
+}
+
+static size_t held_in(struct worker *w, const int32_t *ids, size_t n)
+{
+	size_t held = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct part *p = part_get(w, ids[i], 0);
+		if (p)
+			held += p->held;
+	}
+	return held;
+}
+
+/* Finish what was started on these partitions (up to the drain timeout),
+ * commit, and let go of the rest: the new owner starts at the commit
+ * point. lost: the group already gave them away; commit nothing. */
+static void revoke_parts(struct worker *w, rd_kafka_topic_partition_list_t *l,
+			 int lost)
+{
+	int32_t *ids = calloc((size_t)l->cnt + 1, sizeof *ids);
+	size_t n = 0, left;
+	int64_t deadline;
+	char names[256];
+
+	if (!ids) {
+		ts_log_error("out of memory revoking partitions");
+		return;
+	}
+	for (int i = 0; i < l->cnt; i++) {
+		struct part *p = part_get(w, l->elems[i].partition, 0);
+		if (!p || !p->assigned)
+			continue;
+		ids[n++] = p->id;
+		if (!lost) {
+			p->draining = 1;
+			sched_drop_part(w, p, 0);
+		}
+	}
+	deadline = w->stopping ? w->stop_deadline :
+				 ts_mono_ms() + w->cfg->drain_timeout_ms;
+	while (!lost && held_in(w, ids, n) > 0) {
+		int64_t now = ts_mono_ms();
+		if (now >= deadline)
+			break;
+		serve_side(w, (int)(deadline - now < 100 ? deadline - now : 100));
+	}
+	if (!lost)
+		commit(w, ids, n, 1);
+	left = held_in(w, ids, n);
+	for (size_t i = 0; i < n; i++) {
+		struct part *p = part_get(w, ids[i], 0);
+		sched_drop_part(w, p, 1);
+		p->assigned = 0;
+		p->draining = 0;
+		p->paused = 0;
+		ts_offsets_reset(&p->offs);
+		w->assigned_count--;
+	}
+	ts_series_set(ts_metric_with(w->m_assigned), (double)w->assigned_count);
+	list_ids(l, names, sizeof names);
+	if (left)
+		ts_log_warn("%s partitions %s %s with %zu unfinished task%s: "
+			    "their next owner runs them again", w->cfg->topic,
+			    names, lost ? "lost" : "revoked", left,
+			    left == 1 ? "" : "s");
+	else
+		ts_log_info("revoked %s partitions %s", w->cfg->topic,
+			    l->cnt ? names : "(none)");
+	free(ids);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+	struct worker *w = opaque;
+	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *e = NULL;
+
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		assign_parts(w, l);
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, l);
+		else
+			rd_kafka_assign(rk, l);
+		break;
+	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+		revoke_parts(w, l, rd_kafka_assignment_lost(rk));
+		if (coop)
+			e = rd_kafka_incremental_unassign(rk, l);
+		else
+			rd_kafka_assign(rk, NULL);
+		break;
+	default:
+		ts_log_error("rebalance: %s", rd_kafka_err2str(err));
+		revoke_parts(w, l, 1);
+		rd_kafka_assign(rk, NULL);
+		break;
+	}
+	if (e) {
+		ts_log_error("rebalance: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct worker *w = opaque;
+	char fatal[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+		ts_log_error("kafka: fatal: %s", fatal);
+		w->fatal = ts_err_exit(ts_kafka_classify(orig) == TS_ERR_TRANSIENT ?
+					       TS_ERR_TRANSIENT : TS_ERR_PERMANENT);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		w->brokers_down = 1;
+		ts_log_warn("kafka: %s", reason);
+		return;
+	}
+	ts_log_info("kafka: %s", reason);
+}
+
+/* librdkafka's own log lines, through ours. The -X list is shared by the
+ * consumer and the DLQ producer, so each warns about the other's
+ * properties: those warnings are noise here. */
+void w_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+		 const char *buf)
+{
+	(void)rk;
+	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored"))
+		return;
+	if (level <= 3)
+		ts_log_error("kafka: %s: %s", fac, buf);
+	else if (level == 4)
+		ts_log_warn("kafka: %s: %s", fac, buf);
+	else if (level <= 6)
+		ts_log_info("kafka: %s: %s", fac, buf);
+	else
+		ts_log_debug("kafka: %s: %s", fac, buf);
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	out_stats(opaque, json, len);
+	return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void begin_stop(struct worker *w, const char *why)
+{
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	w->stop_deadline = ts_mono_ms() + w->cfg->drain_timeout_ms;
+	for (size_t i = 0; i < w->nparts; i++) {
+		struct part *p = w->parts[i];
+		if (p && p->assigned) {
+			p->draining = 1;
+			sched_drop_part(w, p, 0);
+		}
+	}
+	ts_log_info("stopping (%s): finishing %zu started task%s, up to %lld ms",
+		    why, w->held, w->held == 1 ? "" : "s",
+		    (long long)w->cfg->drain_timeout_ms);
+	flow(w);
+}
+
+static int next_timeout(struct worker *w, int64_t now)
+{
+	int64_t t = now + 200;   /* a bound, in case a wake-up is missed */
+
+	if (w->consumer_more)
+		return 0;
+	if (w->heap_n && w->heap[0]->due < t)
+		t = w->heap[0]->due;
+	if (w->next_commit > now && w->next_commit < t)
+		t = w->next_commit;
+	if (w->stopping && w->stop_deadline < t)
+		t = w->stop_deadline;
+	return t > now ? (int)(t - now) : 0;
+}
+
+static void serve_consumer(struct worker *w)
+{
+	rd_kafka_message_t *m;
+	int n = 0;
+
+	w->consumer_more = 0;
+	while ((m = rd_kafka_consumer_poll(w->rk, 0)) != NULL) {
+		intake(w, m);
+		rd_kafka_message_destroy(m);
+		if (++n >= INTAKE_BURST) {
+			w->consumer_more = 1;
+			break;
+		}
+	}
+}
+
+static int idle_done(struct worker *w, int64_t now)
+{
+	return w->cfg->exit_idle_ms > 0 && w->ever_assigned && !w->stopping &&
+	       w->held == 0 && w->dlq_inflight == 0 &&
+	       now - w->last_activity >= w->cfg->exit_idle_ms;
+}
+
+int w_run(struct worker *w)
+{
+	w->last_activity = ts_mono_ms();
+	w->next_commit = w->last_activity + COMMIT_INTERVAL_MS;
+	for (;;) {
+		struct pollfd pfd[3] = { { w->cq_fd, POLLIN, 0 },
+					 { w->pq_fd, POLLIN, 0 },
+					 { w->done_fd, POLLIN, 0 } };
+		int64_t now = ts_mono_ms();
+
+		if (poll(pfd, 3, next_timeout(w, now)) > 0) {
+			if (pfd[0].revents)
+				drain_pipe(w->cq_fd);
+			if (pfd[1].revents)
+				drain_pipe(w->pq_fd);
+		}
+		serve_consumer(w);
+		rd_kafka_poll(w->prod, 0);
+		handle_done(w);
+		now = ts_mono_ms();
+		sched_fire_retries(w, now);
+		flow(w);
+		if (now >= w->next_commit) {
+			commit(w, NULL, 0, 0);
+			w->next_commit = now + COMMIT_INTERVAL_MS;
+		}
+		fflush(stdout);
+		__atomic_store_n(&w->pub_held, w->held, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->pub_retry, w->heap_n, __ATOMIC_RELAXED);
+
+		if (ts_stop)
+			begin_stop(w, "signal");
+		if (w->fatal)
+			begin_stop(w, "fatal error");
+		if (idle_done(w, now))
+			begin_stop(w, "idle");
+		if (w->stopping && ((w->held == 0 && w->dlq_inflight == 0) ||
+				    now >= w->stop_deadline))
+			break;
+	}
+	if (w->held) {
+		ts_log_warn("drain timeout: %zu task%s unfinished (not committed: "
+			    "they run again)", w->held, w->held == 1 ? "" : "s");
+		ts_handler_kill_all();
+	}
+	commit(w, NULL, 0, 1);
+	fflush(stdout);
+	return w->fatal;
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+ts_err w_consumer_open(struct worker *w, ts_detail *d)
+{
+	char stats_ms[16];
+	const char *defaults[] = {
+		"group.id", w->cfg->group,
+		"auto.offset.reset", "earliest",
+		"enable.auto.commit", "false",
+		/* offsets are committed explicitly, never stored for us */
+		"enable.auto.offset.store", "false",
+		/* prefetch: enough to keep the threads fed, little memory */
+		"queued.max.messages.kbytes", "2048",
+		"fetch.message.max.bytes", "262144",
+		w->cfg->metrics ? "statistics.interval.ms" : NULL, stats_ms,
+		NULL,
+	};
+	rd_kafka_conf_t *conf;
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t rerr;
+	char errstr[512];
+	static const char one = 1;
+	int fds[2];
+	ts_err err;
+
+	snprintf(stats_ms, sizeof stats_ms, "%d", 5000);
+	if ((err = ts_kafka_conf(w->cfg, defaults, &conf, d)))
+		return err;
+	rd_kafka_conf_set_opaque(conf, w);
+	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, w_kafka_log);
+	if (w->cfg->metrics)
+		rd_kafka_conf_set_stats_cb(conf, on_stats);
+	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+	if (!w->rk) {
+		rd_kafka_conf_destroy(conf);
+		return ts_fail(d, TS_ERR_CONFIG, NULL, "kafka: %s", errstr);
+	}
+	rd_kafka_poll_set_consumer(w->rk);
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+		return ts_fail(d, TS_ERR_INTERNAL, NULL, "pipe: %s",
+			       strerror(errno));
+	w->cq = rd_kafka_queue_get_consumer(w->rk);
+	w->cq_fd = fds[0];
+	w->cq_wfd = fds[1];
+	rd_kafka_queue_io_event_enable(w->cq, fds[1], &one, 1);
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, w->cfg->topic,
+					  RD_KAFKA_PARTITION_UA);
+	rerr = rd_kafka_subscribe(w->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (rerr)
+		return ts_fail(d, TS_ERR_CONFIG, NULL, "subscribe %s: %s",
+			       w->cfg->topic, rd_kafka_err2str(rerr));
+	return TS_OK;
+}
+
+void w_consumer_close(struct worker *w)
+{
+	rd_kafka_resp_err_t err;
+
+	if (!w->rk)
+		return;
+	/* leaves the group: the revoke callback runs once more (nothing is
+	 * held by now, or the drain deadline has passed) */
+	err = rd_kafka_consumer_close(w->rk);
+	if (err)
+		ts_log_warn("leaving group %s: %s", w->cfg->group,
+			    rd_kafka_err2str(err));
+	rd_kafka_queue_io_event_enable(w->cq, -1, NULL, 0);
+	rd_kafka_queue_destroy(w->cq);
+	rd_kafka_destroy(w->rk);
+	w->rk = NULL;
+	close(w->cq_fd);
+	close(w->cq_wfd);
+}
