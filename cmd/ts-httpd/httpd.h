@@ -1,0 +1,219 @@
+/* httpd.h - what the parts of ts-httpd share.
+ *
+ * One libmicrohttpd event thread (epoll) reads requests and writes answers.
+ * A request that must wait (for Kafka's acknowledgement, or for a delivery
+ * in the notification pool) is suspended: it holds no thread while it
+ * waits. Whoever finishes it (the Kafka poller thread on a delivery report
+ * or a timeout, a pool thread after a send) records the outcome under
+ * httpd.lock and resumes the connection; libmicrohttpd then calls the
+ * handler again on its own thread, which queues the answer.
+ *
+ *   server.c  routing, auth, bodies, answers, access log, metrics
+ *   tasks.c   POST /tasks: validate, produce, delivery reports, timeouts
+ *   notify.c  POST /api/email/send and /api/sms/send: the delivery pool
+ *   main.c    options, start-up, health checks, graceful shutdown
+ */
+#ifndef TS_HTTPD_H
+#define TS_HTTPD_H
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "err.h"
+#include "metrics.h"
+#include "task.h"
+#include "transport.h"
+#include "util.h"
+
+/* Monotonic microseconds, for latencies below a millisecond. */
+static inline int64_t httpd_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+enum route {
+	ROUTE_TASKS,
+	ROUTE_EMAIL,
+	ROUTE_SMS,
+	ROUTE_HEALTHZ,
+	ROUTE_METRICS,
+	ROUTE_OTHER,
+	ROUTE__COUNT
+};
+
+/* Where a request is. */
+enum phase {
+	PHASE_READING,    /* headers accepted, body arriving */
+	PHASE_WAITING,    /* suspended until done */
+	PHASE_ANSWERED,   /* a response is queued */
+};
+
+typedef struct request request;
+
+/* One task of a request: the one of a JSON body, or one NDJSON line. */
+typedef struct item {
+	request *req;
+	long line;
+	int status;               /* 0 while waiting; 202, 400, 413, 502, 503 */
+	int32_t partition;
+	int64_t offset;
+	int64_t produced_us;      /* monotonic, for the latency histogram */
+	size_t src_off, src_len;  /* where its JSON is in the request body */
+	char *error;              /* malloc'd, for status >= 400 */
+	char *field;              /* malloc'd or NULL */
+	char task_id[TS_TASK_ID_MAX + 1];
+} item;
+
+typedef struct httpd httpd;
+
+struct request {
+	httpd *h;
+	struct MHD_Connection *conn;
+	enum route route;
+	enum phase phase;
+	char method[8];
+	char *path;               /* for the access log (escaped on output) */
+	int64_t start_us;         /* monotonic */
+	int ndjson;               /* POST /tasks with application/x-ndjson */
+	int64_t expect_len;       /* Content-Length, or -1 */
+	ts_buf body;
+	int too_large;            /* body went over --max-body */
+	size_t drained;           /* bytes dropped since */
+
+	/* guarded by httpd.lock */
+	int refs;                 /* MHD's, one per message in Kafka, one per pool job */
+	int suspended;
+	int done;                 /* outcome known: answer on the next call */
+	int pending;              /* items still waiting for a report */
+	int64_t deadline_ms;      /* monotonic; when waiting for Kafka */
+	request *wprev, *wnext;   /* the wait list (oldest first) */
+	int in_wait;
+
+	/* POST /tasks */
+	item *items;
+	size_t nitems;
+	const char *idem_key;     /* Idempotency-Key (MHD owns it) */
+	const char *traceparent;  /* valid traceparent header, or NULL */
+
+	/* notifications */
+	ts_channel channel;
+	cJSON *payload;
+	ts_send_result sent;
+
+	/* for the access log */
+	unsigned status;
+	size_t bytes;
+	int aborted;
+};
+
+/* A pool job queue for the notification endpoints. */
+typedef struct notify_pool {
+	pthread_t *threads;
+	int nthreads;
+	int started;
+	ts_transport **email;     /* one per thread, or NULL entries */
+	ts_transport **sms;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	request **queue;          /* ring */
+	size_t qcap, qhead, qlen;
+	int stop;
+} notify_pool;
+
+struct httpd {
+	ts_config *cfg;
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	int port;
+	char *token;              /* --token-file content, or NULL */
+	size_t token_len;
+	char *tls_cert, *tls_key; /* PEM in memory */
+	size_t tls_key_len;
+
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	const char *topic;
+	pthread_t poller;
+	int poller_running;
+	atomic_int poller_stop;
+	atomic_llong kafka_ok_ms; /* monotonic time of the last good metadata
+				   * request; 0: never */
+	atomic_int kafka_up;      /* the last metadata request succeeded */
+	int retry_after_s;        /* Retry-After for 503 from Kafka */
+
+	pthread_mutex_t lock;     /* requests' shared state, the wait list */
+	request *whead, *wtail;
+
+	atomic_int active;        /* requests begun and not completed */
+	atomic_int stopping;      /* SIGTERM: Connection: close, healthz 503 */
+
+	notify_pool pool;
+
+	ts_metrics *metrics;
+	ts_metric *m_requests;    /* route, code */
+	ts_metric *m_duration;    /* route */
+	ts_metric *m_inflight;
+	ts_metric *m_produce;     /* produce latency */
+	ts_metric *m_tasks;       /* result */
+	ts_metric *m_notify;      /* channel, result */
+	ts_metric *m_kafka_up;
+};
+
+/* ---- server.c ---- */
+
+/* Start the HTTP daemon on h->listen_fd. Errors: TS_ERR_CONFIG. */
+ts_err httpd_server_start(httpd *h, ts_detail *d);
+/* Stop accepting new connections (closes the listening socket). */
+void httpd_server_quiesce(httpd *h);
+void httpd_server_stop(httpd *h);
+/* Register the metrics of every part. */
+ts_err httpd_metrics_init(httpd *h, ts_detail *d);
+
+/* Answers; each queues a response and returns MHD's result. */
+enum MHD_Result httpd_answer(request *r, unsigned status, ts_buf *body,
+			     const char *content_type);
+/* A JSON answer with Retry-After when retry_after_s > 0. */
+enum MHD_Result httpd_answer_ex(request *r, unsigned status, ts_buf *body,
+				int retry_after_s);
+enum MHD_Result httpd_answer_error(request *r, unsigned status,
+				   const char *msg, const char *field);
+/* Append s as a JSON string (with quotes) to b; NULL as null. */
+ts_err httpd_json_str(ts_buf *b, const char *s);
+
+/* Drop one reference; frees the request at zero. Call with h->lock held. */
+void httpd_request_unref(request *r);
+/* Mark done, take it off the wait list; returns the connection to resume
+ * (or NULL when it is not suspended). Call with h->lock held. */
+struct MHD_Connection *httpd_request_finish(request *r);
+
+/* ---- tasks.c ---- */
+
+ts_err tasks_start(httpd *h, ts_detail *d);
+/* The request's body is complete: validate and produce. Answers at once
+ * or suspends the connection. */
+enum MHD_Result tasks_handle(request *r);
+/* Build the answer of a finished request (after resume). */
+enum MHD_Result tasks_answer(request *r);
+void tasks_free_items(request *r);
+/* Stop the poller, flush what is queued (up to timeout_ms). */
+void tasks_stop(httpd *h, int timeout_ms);
+/* One metadata request; updates kafka_ok_ms and kafka_up. */
+void tasks_check_kafka(httpd *h, int timeout_ms);
+
+/* ---- notify.c ---- */
+
+ts_err notify_start(httpd *h, int nthreads, ts_detail *d);
+enum MHD_Result notify_handle(request *r);
+enum MHD_Result notify_answer(request *r);
+void notify_stop(httpd *h);
+
+#endif
