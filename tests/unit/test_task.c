@@ -44,6 +44,52 @@ static int task_teardown(void **state)
 	return 0;
 }
 
+/* ts_task_encode() promises ts_task_parse()'s results and errors, and
+ * ts_task_to_json()'s bytes: hold it to that on every input of this file. */
+static void same_as_encode(const char *copy, size_t len, const ts_task_opts *o,
+			   ts_err r)
+{
+	ts_task t2;
+	ts_detail d2;
+	ts_buf out = { 0 };
+	ts_err r2 = ts_task_encode(copy, len, o, &t2, &out, &d2);
+
+	if (r2 != r)
+		fail_msg("ts_task_encode: %d (%s: %s), ts_task_parse: %d (%s: %s)\n  input: %.*s",
+			 r2, d2.field, d2.msg, r, D.field, D.msg,
+			 (int)(len < 300 ? len : 300), copy);
+	if (r != TS_OK) {
+		if (strcmp(d2.field, D.field) != 0 || strcmp(d2.msg, D.msg) != 0)
+			fail_msg("ts_task_encode: \"%s: %s\", ts_task_parse: \"%s: %s\"\n  input: %.*s",
+				 d2.field, d2.msg, D.field, D.msg,
+				 (int)(len < 300 ? len : 300), copy);
+	} else {
+		/* the same envelope, but for a generated id and time */
+		ts_task same = T;
+		char *want;
+
+		assert_null(t2.payload);
+		assert_string_equal(t2.task_type, T.task_type);
+		assert_true((t2.key == NULL) == (T.key == NULL));
+		if (T.key)
+			assert_string_equal(t2.key, T.key);
+		assert_true((t2.traceparent == NULL) == (T.traceparent == NULL));
+		if (T.traceparent)
+			assert_string_equal(t2.traceparent, T.traceparent);
+		memcpy(same.task_id, t2.task_id, sizeof same.task_id);
+		memcpy(same.created_at, t2.created_at, sizeof same.created_at);
+		want = ts_task_to_json(&same);
+		assert_non_null(want);
+		assert_non_null(out.data);
+		if (strcmp(out.data, want) != 0)
+			fail_msg("ts_task_encode wrote\n  %.300s\nts_task_to_json\n  %.300s",
+				 out.data, want);
+		free(want);
+	}
+	ts_task_free(&t2);
+	ts_buf_free(&out);
+}
+
 /* Parse from an exact-size heap copy with no NUL after it, so that a read
  * past the end shows up under AddressSanitizer. */
 static ts_err parse_n(const char *json, size_t len, const ts_task_opts *o)
@@ -55,6 +101,7 @@ static ts_err parse_n(const char *json, size_t len, const ts_task_opts *o)
 	memcpy(copy, json, len);
 	ts_task_free(&T);
 	r = ts_task_parse(copy, len, o, &T, &D);
+	same_as_encode(copy, len, o, r);
 	free(copy);
 	return r;
 }
@@ -64,8 +111,8 @@ static void ok_at(int line, const char *json, size_t len, const ts_task_opts *o)
 	ts_err r = parse_n(json, len, o);
 
 	if (r != TS_OK)
-		fail_msg("line %d: rejected (%d) %s: %s\n  input: %.300s", line,
-			 r, D.field, D.msg, json);
+		fail_msg("line %d: rejected (%d) %s: %s\n  input: %.*s", line,
+			 r, D.field, D.msg, (int)(len < 300 ? len : 300), json);
 	assert_non_null(T.payload);
 	assert_true(cJSON_IsObject(T.payload));
 }
@@ -77,8 +124,9 @@ static void bad_at(int line, const char *json, size_t len,
 	ts_err r = parse_n(json, len, o);
 
 	if (r != want)
-		fail_msg("line %d: got %d (%s: %s), want %d\n  input: %.300s",
-			 line, r, D.field, D.msg, want, json);
+		fail_msg("line %d: got %d (%s: %s), want %d\n  input: %.*s",
+			 line, r, D.field, D.msg, want,
+			 (int)(len < 300 ? len : 300), json);
 	if (field && strcmp(D.field, field) != 0)
 		fail_msg("line %d: field \"%s\", want \"%s\" (msg: %s)", line,
 			 D.field, field, D.msg);
