@@ -9,13 +9,13 @@ VERSION := 0.1.0
 CC ?= cc
 PKGS := rdkafka libcjson libcurl libesmtp-1.0 libmicrohttpd openssl
 SANITIZE ?=
+comma := ,
 
 ifeq ($(SANITIZE),)
 VARIANT := default
 else
 VARIANT := $(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 B := build/$(VARIANT)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

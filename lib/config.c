@@ -373,6 +373,13 @@ static ts_err load_file(ts_config *cfg, const char *path, int must_exist,
 			key++;
 		if (*key == '#' || *key == '\0')
 			continue;
+		/* " # ..." after a value is a comment too; a '#' inside a
+		 * value (no white space before it) is kept. */
+		for (char *h = key + 1; *h; h++)
+			if (*h == '#' && isspace((unsigned char)h[-1])) {
+				*h = '\0';
+				break;
+			}
 		end = key + strlen(key);
 		while (end > key && isspace((unsigned char)end[-1]))
 			*--end = '\0';

@@ -9,7 +9,8 @@ static int looks_secret(const char *name)
 {
 	return strstr(name, "password") || strstr(name, "secret") ||
 	       strstr(name, ".key") || strstr(name, "token") ||
-	       strstr(name, "jaas");
+	       strstr(name, "jaas") ||
+	       strstr(name, "oauthbearer.config");
 }
 
 static ts_err set_prop(rd_kafka_conf_t *conf, const char *name,

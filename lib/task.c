@@ -497,6 +497,15 @@ static int valid_timestamp(const char *s)
 		if (pat[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i])
 			return 0;
 	}
+	/* The shape alone would let 2026-13-45T99:99:99Z through. */
+	int mon = (s[5] - '0') * 10 + (s[6] - '0');
+	int day = (s[8] - '0') * 10 + (s[9] - '0');
+	int hh = (s[11] - '0') * 10 + (s[12] - '0');
+	int mm = (s[14] - '0') * 10 + (s[15] - '0');
+	int ss = (s[17] - '0') * 10 + (s[18] - '0');
+	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 ||
+	    ss > 60)
+		return 0;
 	s += i;
 	if (*s == '.') {
 		size_t n = 0;
