@@ -87,5 +87,19 @@ metric() {
 		awk -v m="$1" '$1 == m { print $2; exit }'
 }
 
+# health_is CODE: true when GET /healthz answers CODE.
+health_is() {
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+		"${HTTPD_CURL_OPTS[@]}" "$HTTPD_URL/healthz") == "$1" ]]
+}
+
+# in_flight_at_least N: true when /metrics shows at least N requests in
+# flight (the scrape itself counts as one).
+in_flight_at_least() {
+	local v
+	v=$(metric taskstream_http_requests_in_flight)
+	[[ -n $v ]] && ((v >= $1))
+}
+
 # EMAIL_TASK: a valid email task request.
 EMAIL_TASK='{"taskType":"email","payload":{"to":"user@example.com","subject":"Hello","body":"Welcome!"}}'

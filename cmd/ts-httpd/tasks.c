@@ -44,6 +44,14 @@ static int status_of(rd_kafka_resp_err_t err)
 	return ts_kafka_classify(err) == TS_ERR_PERMANENT ? 502 : 503;
 }
 
+/* A timed-out record may have been written all the same: say so. */
+static void timeout_msg(const httpd *h, char *buf, size_t size)
+{
+	snprintf(buf, size, "Kafka did not acknowledge within %lldms; the "
+		 "task may still be delivered",
+		 (long long)h->cfg->produce_timeout_ms);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
 {
@@ -59,7 +67,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	r = it->req;
 	ts_series_observe(ts_metric_with(h->m_produce),
 			  (double)(httpd_mono_us() - it->produced_us) / 1e6);
-	if (m->err)
+	if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ||
+	    m->err == RD_KAFKA_RESP_ERR__TIMED_OUT)
+		timeout_msg(h, msg, sizeof msg);
+	else if (m->err)
 		snprintf(msg, sizeof msg,
 			 "not acknowledged by Kafka: %s", rd_kafka_err2str(m->err));
 	pthread_mutex_lock(&h->lock);
@@ -89,9 +100,7 @@ static int expire(httpd *h)
 	char msg[160];
 	int n = 0;
 
-	snprintf(msg, sizeof msg,
-		 "Kafka did not acknowledge within %lldms; the task may still "
-		 "be delivered", (long long)h->cfg->produce_timeout_ms);
+	timeout_msg(h, msg, sizeof msg);
 	pthread_mutex_lock(&h->lock);
 	while (h->whead && h->whead->deadline_ms <= now && n < 64) {
 		request *r = h->whead;
