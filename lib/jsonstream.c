@@ -166,20 +166,56 @@ static int step(ts_jsonstream *s, char c)
 	return 0;
 }
 
-/* Inside a string: step over the bytes step() would only pass by (all but
- * quote, backslash and newline), a run at a time rather than per call. */
-static void skip_string(ts_jsonstream *s)
+/* step() over every buffered byte of an object or array (nearly every
+ * value), with the state in locals and runs of plain string bytes skipped
+ * in one go. Returns 1 when the value ended (s->scan is just past its
+ * closing bracket), 0 when the buffer ran out first. */
+static int scan_container(ts_jsonstream *s)
 {
-	const char *p = s->buf.data + s->scan, *q = p;
-	const char *end = s->buf.data + s->buf.len;
+	const char *data = s->buf.data;
+	size_t i = s->scan, n = s->buf.len;
+	int depth = s->depth, in_string = s->in_string, escape = s->escape;
+	int done = 0;
+	long line = s->line;
 
-	while (q < end && *q != '"' && *q != '\\' && *q != '\n')
-		q++;
-	s->scan += (size_t)(q - p);
-	if (s->max_value && s->scan - s->start > s->max_value) {
-		s->skipping = 1;
-		s->start = s->scan; /* let compact() drop it */
+	while (i < n && !done) {
+		char c = data[i++];
+
+		if (c == '\n')
+			line++;
+		if (in_string) {
+			if (escape)
+				escape = 0;
+			else if (c == '\\')
+				escape = 1;
+			else if (c == '"')
+				in_string = 0;
+			else
+				while (i < n && data[i] != '"' && data[i] != '\\' &&
+				       data[i] != '\n')
+					i++;
+			continue;
+		}
+		switch (c) {
+		case '"':
+			in_string = 1;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			done = --depth == 0;
+			break;
+		}
 	}
+	s->scan = i;
+	s->depth = depth;
+	s->in_string = in_string;
+	s->escape = escape;
+	s->line = line;
+	return done;
 }
 
 int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
@@ -227,9 +263,16 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 				s->scalar = 1;
 			continue;
 		}
-		if (s->in_string && !s->escape && c != '"' && c != '\\' &&
-		    c != '\n') {
-			skip_string(s);
+		if (!s->scalar) {
+			int end = scan_container(s);
+
+			if (s->max_value && s->scan - s->start > s->max_value) {
+				s->skipping = 1;
+				if (!end)
+					s->start = s->scan; /* let compact() drop it */
+			}
+			if (end)
+				return emit(s, v, d);
 			continue;
 		}
 		int r = step(s, c);
