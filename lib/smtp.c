@@ -143,6 +143,12 @@ static ts_err make_ctx(ts_smtp *s, ts_detail *d)
 		return ts_fail(d, TS_ERR_INTERNAL, NULL,
 			       "OpenSSL: cannot make a TLS context");
 	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
+	/* Not TLS 1.3: its servers send NewSessionTicket records right after
+	 * the handshake, and libesmtp 1.1, finding the socket readable before
+	 * it has flushed its EHLO, reads for the EHLO reply first and stalls
+	 * until the command timeout (about one session in three here). TLS 1.2
+	 * has no post-handshake records. */
+	SSL_CTX_set_max_proto_version(s->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_app_data(s->ctx, s);
 	SSL_CTX_set_info_callback(s->ctx, info_cb);
 	if (s->insecure) {
