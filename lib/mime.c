@@ -417,14 +417,16 @@ static ts_err build_body(ts_buf *out, const char *text, const char *html)
 			     " boundary=\"%s\"\r\n\r\n"
 			     "--%s\r\n",
 			     boundary, boundary);
+	/* The CRLF before a delimiter belongs to the delimiter (RFC 2046
+	 * 5.1.1): one more keeps each part's own last line end. */
 	if (!err)
 		err = append_part(out, "text/plain", text);
 	if (!err)
-		err = ts_buf_appendf(out, "--%s\r\n", boundary);
+		err = ts_buf_appendf(out, "\r\n--%s\r\n", boundary);
 	if (!err)
 		err = append_part(out, "text/html", html);
 	if (!err)
-		err = ts_buf_appendf(out, "--%s--\r\n", boundary);
+		err = ts_buf_appendf(out, "\r\n--%s--\r\n", boundary);
 	return err;
 }
 

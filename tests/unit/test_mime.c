@@ -385,12 +385,12 @@ static void test_multipart(void **state)
 	b = strstr(m.msg.data, delim);
 	assert_non_null(b);
 	assert_non_null(strstr(b, "Content-Type: text/plain; charset=utf-8\r\n"
-				  "Content-Transfer-Encoding: 7bit\r\n\r\nplain text\r\n"));
+				  "Content-Transfer-Encoding: 7bit\r\n\r\nplain text\r\n\r\n--"));
 	part2 = strstr(b + 1, delim);
 	assert_non_null(part2);
 	assert_non_null(strstr(part2, "Content-Type: text/html; charset=utf-8\r\n"
 				      "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-				      "<p>caf=C3=A9</p>\r\n"));
+				      "<p>caf=C3=A9</p>\r\n\r\n--"));
 	snprintf(delim, sizeof delim, "\r\n--%s--\r\n", boundary);
 	end = strstr(m.msg.data, delim);
 	assert_non_null(end);
