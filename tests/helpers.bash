@@ -20,6 +20,7 @@ esac
 export TS_TEST_BROKER="${TS_TEST_BROKER:-dev}"
 # aiosmtpd is installed for the system interpreter only.
 HELPERS_PYTHON=/usr/bin/python3
+# (-B when running fakes: no __pycache__ in the source tree)
 # A developer's ~/.config/taskstream/config must not leak into the tests.
 if [[ -n ${BATS_RUN_TMPDIR:-} && -z ${HELPERS_KEEP_XDG:-} ]]; then
 	export XDG_CONFIG_HOME="$BATS_RUN_TMPDIR/xdg-config"
@@ -285,7 +286,7 @@ start_fake() {
 	out=$dir/stdout
 	err=$dir/stderr
 	_helpers_spawn /dev/null "$out" "$err" \
-		"$HELPERS_PYTHON" "$REPO/tests/fakes/$name.py" --port 0 "$@"
+		"$HELPERS_PYTHON" -B "$REPO/tests/fakes/$name.py" --port 0 "$@"
 	pid=$HELPERS_SPAWNED_PID
 	_helpers_record "$pid" "fake:$name"
 	if ! port=$(_helpers_wait_ready "$out" "$pid" "fake $name" 10000); then
