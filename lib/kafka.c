@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 /* Property names whose values must never be echoed. */
 static int looks_secret(const char *name)
 {
@@ -28,6 +30,19 @@ static ts_err set_prop(rd_kafka_conf_t *conf, const char *name,
 		       errstr);
 }
 
+/* librdkafka's own messages, as our stderr lines (-q and -v apply). Its
+ * "errors" are mostly a broker connection failing, which it retries and the
+ * tools report in their own words when it matters, so they are warnings;
+ * its warnings (a retried coordinator lookup) are info. Called from
+ * librdkafka's threads; ts_log writes each line with one write(2). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	(void)rk;
+	ts_log(level <= 3 ? TS_LOG_WARN : level <= 6 ? TS_LOG_INFO : TS_LOG_DEBUG,
+	       "kafka: %s: %s", fac, buf);
+}
+
 ts_err ts_kafka_conf(const ts_config *cfg, const char *const *defaults,
 		     rd_kafka_conf_t **out, ts_detail *d)
 {
@@ -36,6 +51,7 @@ ts_err ts_kafka_conf(const ts_config *cfg, const char *const *defaults,
 
 	if (!conf)
 		return TS_ERR_NOMEM;
+	rd_kafka_conf_set_log_cb(conf, log_cb);
 	if ((err = set_prop(conf, "bootstrap.servers", cfg->brokers,
 			    "--brokers", d)))
 		goto fail;

@@ -1,0 +1,365 @@
+#!/usr/bin/env bats
+# ts-submit: JSON tasks in, Kafka records out. Every test reads back what is
+# on the topic (keys, headers, values) besides checking stdout, stderr and
+# the exit status.
+# brokers: dev kafka
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+
+setup() {
+	start_broker 3
+	IN=$BATS_TEST_TMPDIR
+}
+
+teardown() {
+	helpers_teardown
+}
+
+email() { # N [extra payload fields]
+	printf '{"taskType":"email","payload":{"to":"user%s@example.com","subject":"Hello %s","body":"Body %s"%s}}\n' \
+		"$1" "$1" "$1" "${2:-}"
+}
+
+# submit ARGS...: ts-submit with stdin from $IN/in; stdout in $output and
+# $out, stderr in $stderr; bounded in time.
+submit() {
+	run --separate-stderr timeout 60 ts-submit "$@" <"$IN/in"
+	out=$output
+}
+
+# where(): "taskId partition offset" per result line, sorted
+where_said() { jq -r '"\(.taskId) \(.partition) \(.offset)"' <<<"$out" | sort; }
+where_is() { jq -r '"\(.key) \(.partition) \(.offset)"' <<<"$records" | sort; }
+
+uuid_re='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+time_re='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$'
+
+@test "valid stream: one result line per task; records keyed by taskId, value the envelope" {
+	{ email 1; email 2; printf '{"taskType":"sms","payload":{"mobile":"+4915112345678","name":"Ada"}}\n'
+	  printf '{"taskType":"report.daily","payload":{"n":[1,2,{"x":null}],"ok":true}}\n'; } >"$IN/in"
+	submit
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ] || { echo "stderr: $stderr"; false; }
+	[ "${#lines[@]}" -eq 4 ]
+	jq -e -s --arg t "$TS_TOPIC" 'all(.[]; keys == ["line","offset","partition","taskId","taskType","topic"]
+		and .topic == $t and (.partition | type) == "number" and (.offset | type) == "number")' <<<"$out"
+	[ "$(jq -s -c 'map(.line) | sort' <<<"$out")" = "[1,2,3,4]" ]
+	[ "$(jq -s -r 'map(select(.line == 3)) | .[0].taskType' <<<"$out")" = sms ]
+	for id in $(jq -r .taskId <<<"$out"); do [[ $id =~ $uuid_re ]]; done
+
+	records=$(consume "$TS_TOPIC" 4)
+	[ "$(grep -c . <<<"$records")" -eq 4 ]
+	jq -e -s 'all(.[]; .key == (.payload | fromjson | .taskId) and .headers == {})' <<<"$records"
+	jq -e -s 'all(.[]; .payload | fromjson | keys == ["createdAt","payload","taskId","taskType"])' <<<"$records"
+	jq -e -s --arg re "$time_re" 'all(.[]; .payload | fromjson | .createdAt | test($re))' <<<"$records"
+	[ "$(jq -s -r 'map(.payload | fromjson | select(.taskType == "email") | .payload.to) | sort | join(",")' <<<"$records")" = \
+		"user1@example.com,user2@example.com" ]
+	[ "$(jq -s -c 'map(.payload | fromjson | select(.taskType == "report.daily") | .payload) | .[0]' <<<"$records")" = \
+		'{"n":[1,2,{"x":null}],"ok":true}' ]
+	# the envelope is compact JSON, in the DESIGN.md field order
+	jq -r .payload <<<"$records" | grep -q '^{"taskId":"[^"]*","taskType":"email","payload":{"to":"user1@example.com","subject":"Hello 1","body":"Body 1"},"createdAt":"[^"]*"}$'
+	# stdout said where each record is
+	diff <(where_said) <(where_is)
+}
+
+@test "a full envelope keeps its taskId, createdAt and key; key sets the record key; traceparent becomes a header" {
+	tp=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+	cat >"$IN/in" <<-EOF
+	{"taskId":"replay-1","taskType":"email","payload":{"to":"a@example.com","subject":"S","body":"B"},"createdAt":"2026-11-29T07:00:00.123Z","key":"customer-7"}
+	{"taskId":"replay-2","taskType":"email","payload":{"to":"b@example.com","subject":"S","body":"B"},"traceparent":"$tp"}
+	{"taskType":"sms","payload":{"mobile":"12345678"},"key":"k\\"é"}
+	EOF
+	submit
+	[ "$status" -eq 0 ]
+	[ "$(jq -s -r 'map(.taskId) | .[]' <<<"$out" | grep -c '^replay-')" -eq 2 ]
+	records=$(consume "$TS_TOPIC" 3)
+	r1=$(jq -c 'select(.key == "customer-7")' <<<"$records")
+	[ "$(jq -r .payload <<<"$r1")" = \
+		'{"taskId":"replay-1","taskType":"email","payload":{"to":"a@example.com","subject":"S","body":"B"},"createdAt":"2026-11-29T07:00:00.123Z","key":"customer-7"}' ]
+	[ "$(jq -c .headers <<<"$r1")" = "{}" ]
+	r2=$(jq -c 'select(.key == "replay-2")' <<<"$records")
+	[ "$(jq -c .headers <<<"$r2")" = "{\"traceparent\":\"$tp\"}" ]
+	# traceparent travels as the header only, never in the value
+	[ "$(jq -r '.payload | fromjson | has("traceparent")' <<<"$r2")" = false ]
+	r3=$(jq -c 'select(.key == "k\"é")' <<<"$records")
+	[ "$(jq -r '.payload | fromjson | .key' <<<"$r3")" = 'k"é' ]
+	[[ $(jq -r '.payload | fromjson | .taskId' <<<"$r3") =~ $uuid_re ]]
+}
+
+@test "TRACEPARENT from the environment is the header of every task without its own" {
+	own=00-11111111111111111111111111111111-2222222222222222-01
+	env=00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01
+	{ email 1; printf '{"taskType":"x","payload":{},"traceparent":"%s"}\n' "$own"; } >"$IN/in"
+	TRACEPARENT=$env submit
+	[ "$status" -eq 0 ]
+	records=$(consume "$TS_TOPIC" 2)
+	[ "$(jq -s -r --arg e "$env" --arg o "$own" 'map(.headers.traceparent) | sort | join(" ")' <<<"$records")" = "$env $own" ]
+	[ "$(jq -s -r 'map(select(.payload | fromjson | .taskType == "x")) | .[0].headers.traceparent' <<<"$records")" = "$own" ]
+	# a malformed one is a configuration error, before anything is sent
+	TRACEPARENT=bogus submit
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "ts-submit: TRACEPARENT: not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)" ]
+	[ -z "$out" ]
+}
+
+@test "invalid stream: one exact stderr line per task, nothing produced, exit 65" {
+	cat >"$IN/in" <<-'EOF'
+	{"taskType":"email","payload":{"subject":"no recipient","body":"x"}}
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"Hi\r\nBcc: victim@example.com","body":"x"}}
+	{"taskType":"email","payload":{"to":["ok@example.com","not-an-address"],"subject":"s","body":"x"}}
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"s","body":"x"},"priority":"high"}
+	{"taskType":"sms","payload":{"mobile":"12"}}
+	{"taskType":"Email","payload":{}}
+	{"payload":{}}
+	[1,2]
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"s","body":"x"}
+	EOF
+	submit
+	[ "$status" -eq 65 ]
+	[ -z "$out" ]
+	expected=(
+		"ts-submit: stdin:1: payload.to: required"
+		"ts-submit: stdin:2: payload.subject: must not contain CR or LF"
+		"ts-submit: stdin:3: payload.to[1]: not an email address"
+		"ts-submit: stdin:4: priority: unknown field (a task has taskId, taskType, payload, createdAt, key, traceparent)"
+		"ts-submit: stdin:5: payload.mobile: must be an international number: optional +, then 8-15 digits"
+		"ts-submit: stdin:6: taskType: must match [a-z][a-z0-9_.-]{0,63}"
+		"ts-submit: stdin:7: taskType: required"
+		"ts-submit: stdin:8: a task must be a JSON object"
+		"ts-submit: stdin:9: truncated: the input ends inside this value"
+	)
+	diff <(printf '%s\n' "${expected[@]}") <(printf '%s\n' "$stderr")
+	run consume "$TS_TOPIC"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "mixed stream: valid tasks delivered, invalid ones to --rejects verbatim, exit 65" {
+	{ email 1; printf '{"taskType":"email","payload":{"to":"x@example.com"}}\n'; email 3
+	  printf '  {"taskType":"sms","payload":{"mobile":"+49 151"}}\n'; email 5; } >"$IN/in"
+	submit --rejects "$IN/rejects"
+	[ "$status" -eq 65 ]
+	[ "$(jq -s -c 'map(.line) | sort' <<<"$out")" = "[1,3,5]" ]
+	[ "$stderr" = "ts-submit: stdin:2: payload.subject: required
+ts-submit: stdin:4: payload.mobile: must be an international number: optional +, then 8-15 digits" ]
+	diff "$IN/rejects" <(printf '%s\n' '{"taskType":"email","payload":{"to":"x@example.com"}}' \
+		'{"taskType":"sms","payload":{"mobile":"+49 151"}}')
+	records=$(consume "$TS_TOPIC" 3)
+	[ "$(jq -s -r 'map(.payload | fromjson | .payload.to) | sort | join(",")' <<<"$records")" = \
+		"user1@example.com,user3@example.com,user5@example.com" ]
+	diff <(where_said) <(where_is)
+	# --rejects appends: a second run adds to the file
+	printf '{"taskType":"email","payload":{}}\n' >"$IN/in"
+	submit --rejects "$IN/rejects"
+	[ "$status" -eq 65 ]
+	[ "$(wc -l <"$IN/rejects")" -eq 3 ]
+}
+
+@test "concatenated and pretty-printed objects, any white space between; lines are where each value starts" {
+	printf '%s%s  %s\n\n{\n  "taskType": "email",\n  "payload": {\n    "to": "p@example.com",\n    "subject": "pretty",\n    "body": "printed"\n  }\n}\n%s' \
+		'{"taskType":"x","payload":{"n":1}}' '{"taskType":"x","payload":{"n":2}}' \
+		'{"taskType":"x","payload":{"n":3}}' '{"taskType":"x","payload":{"n":4}}' >"$IN/in"
+	submit
+	[ "$status" -eq 0 ]
+	[ "$(jq -s -c 'map(.line) | sort' <<<"$out")" = "[1,1,1,3,11]" ]
+	records=$(consume "$TS_TOPIC" 5)
+	[ "$(jq -s -c 'map(.payload | fromjson | .payload.n // .payload.subject) | sort_by(tostring)' <<<"$records")" = '[1,2,3,4,"pretty"]' ]
+	# the pretty-printed task is stored compact
+	jq -r .payload <<<"$records" | grep -qF '"payload":{"to":"p@example.com","subject":"pretty","body":"printed"}'
+}
+
+@test "a 10 MB line is refused with its size, the rest still goes; memory stays bounded" {
+	email 1 >"$IN/in"
+	head -c 10000000 /dev/zero | tr '\0' a | {
+		printf '{"taskType":"email","payload":{"to":"big@example.com","subject":"big","body":"'
+		cat
+		printf '"}}\n'
+	} >>"$IN/in"
+	email 3 >>"$IN/in"
+	run --separate-stderr /usr/bin/time -f 'maxrss %M' timeout 60 ts-submit --rejects "$IN/rejects" <"$IN/in"
+	out=$output
+	[ "$status" -eq 65 ]
+	[[ ${stderr%%$'\n'*} =~ ^ts-submit:\ stdin:2:\ task\ is\ 100001[0-9][0-9]\ bytes,\ over\ the\ 1000000-byte\ limit\ \(--max-task\)$ ]]
+	rss=$(sed -n 's/^maxrss //p' <<<"$stderr")
+	((rss < 120000))
+	[ "$(jq -s -c 'map(.line) | sort' <<<"$out")" = "[1,3]" ]
+	# the rejects file holds the big input as given
+	[ "$(wc -l <"$IN/rejects")" -eq 1 ]
+	[ "$(wc -c <"$IN/rejects")" -eq "$(sed -n 2p "$IN/in" | wc -c)" ]
+	records=$(consume "$TS_TOPIC" 2)
+	[ "$(grep -c . <<<"$records")" -eq 2 ]
+	# --max-task moves the limit
+	email 1 >"$IN/in"
+	submit --max-task 100
+	[ "$status" -eq 65 ]
+	[[ $stderr =~ ^ts-submit:\ stdin:1:\ task\ is\ [0-9]+\ bytes,\ over\ the\ 100-byte\ limit\ \(--max-task\)$ ]]
+}
+
+@test "invalid UTF-8, NUL and raw control characters are refused at the byte level" {
+	{ email 1; printf '{"taskType":"email","payload":{"to":"a@example.com","subject":"caf\xe9","body":"x"}}\n'
+	  printf '{"taskType":"email","payload":{"to":"a@example.com","subject":"\xc0\xaf","body":"x"}}\n'
+	  printf '{"taskType":"email","payload":{"to":"a@example.com","subject":"s","body":"a\\u0000b"}}\n'
+	  printf '{"taskType":"email","payload":{"to":"a@example.com","subject":"s\tt","body":"x"}}\n'
+	  email 6; } >"$IN/in"
+	submit --rejects "$IN/rejects"
+	[ "$status" -eq 65 ]
+	expected=(
+		"ts-submit: stdin:2: invalid UTF-8 at offset 66"
+		"ts-submit: stdin:3: invalid UTF-8 at offset 63"
+		"ts-submit: stdin:4: \\u0000 (NUL) in a string at offset 75"
+		"ts-submit: stdin:5: control character 0x09 in a string at offset 64 (escape it)"
+	)
+	diff <(printf '%s\n' "${expected[@]}") <(printf '%s\n' "$stderr")
+	[ "$(jq -s -c 'map(.line) | sort' <<<"$out")" = "[1,6]" ]
+	# rejects are byte for byte what came in
+	diff "$IN/rejects" <(sed -n 2,5p "$IN/in")
+	records=$(consume "$TS_TOPIC" 2)
+	[ "$(grep -c . <<<"$records")" -eq 2 ]
+}
+
+@test "CR/LF injection in subject and addresses is refused; escaped CR/LF in the body is kept" {
+	cat >"$IN/in" <<-'EOF'
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"Hi\nBcc: x@example.com","body":"x"}}
+	{"taskType":"email","payload":{"to":"a@example.com\r\nBcc: x@example.com","subject":"s","body":"x"}}
+	{"taskType":"email","payload":{"to":"a@example.com","from":"Eve <e@example.com>\r\nBcc: x@example.com","subject":"s","body":"x"}}
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"fine","body":"line 1\r\nline 2"}}
+	EOF
+	submit
+	[ "$status" -eq 65 ]
+	expected=(
+		"ts-submit: stdin:1: payload.subject: must not contain CR or LF"
+		"ts-submit: stdin:2: payload.to: must not contain CR or LF"
+		"ts-submit: stdin:3: payload.from: must not contain CR or LF"
+	)
+	diff <(printf '%s\n' "${expected[@]}") <(printf '%s\n' "$stderr")
+	records=$(consume "$TS_TOPIC" 1)
+	[ "$(jq -r '.payload | fromjson | .payload.body' <<<"$records")" = $'line 1\r\nline 2' ]
+	[ "$(jq -r '.payload | fromjson | .payload.subject' <<<"$records")" = fine ]
+}
+
+@test "unknown top-level fields are refused by name; unknown email fields too" {
+	cat >"$IN/in" <<-'EOF'
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"s","body":"x"},"tasktype":"email"}
+	{"taskType":"email","payload":{"to":"a@example.com","subject":"s","body":"x","Subject":"again"}}
+	{"taskType":"email","taskType":"sms","payload":{"to":"a@example.com","subject":"s","body":"x"}}
+	EOF
+	submit
+	[ "$status" -eq 65 ]
+	expected=(
+		"ts-submit: stdin:1: tasktype: unknown field (a task has taskId, taskType, payload, createdAt, key, traceparent)"
+		"ts-submit: stdin:2: payload.Subject: unknown field (email takes to, subject, body, html, cc, bcc, from, replyTo)"
+		"ts-submit: stdin:3: taskType: given twice"
+	)
+	diff <(printf '%s\n' "${expected[@]}") <(printf '%s\n' "$stderr")
+	run consume "$TS_TOPIC"
+	[ -z "$output" ]
+}
+
+@test "--type TYPE: each input object is the payload" {
+	printf '{"to":"a@example.com","subject":"s","body":"x"}\n{"to":"b@example.com"}\n{"to":"c@example.com","subject":"t","html":"<p>h</p>"}\n' >"$IN/in"
+	submit --type email
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "ts-submit: stdin:2: payload.subject: required" ]
+	[ "$(jq -s -c 'map(.line) | sort' <<<"$out")" = "[1,3]" ]
+	jq -e -s 'all(.[]; .taskType == "email")' <<<"$out"
+	records=$(consume "$TS_TOPIC" 2)
+	[ "$(jq -s -r 'map(.payload | fromjson | .payload.to) | sort | join(",")' <<<"$records")" = "a@example.com,c@example.com" ]
+	# a bad type is a usage error before anything is read
+	submit --type 'No Such'
+	[ "$status" -eq 64 ]
+	[ "$stderr" = "ts-submit: --type No Such: must match [a-z][a-z0-9_.-]{0,63}" ]
+}
+
+@test "--dry-run prints the envelopes and sends nothing (no broker needed)" {
+	{ email 1; printf '{"taskId":"keep","taskType":"x","payload":{"a":"\\u00e9\\/"},"createdAt":"2026-01-02T03:04:05Z","key":"k"}\n'
+	  printf '{"taskType":"email","payload":{}}\n'; } >"$IN/in"
+	TS_BROKERS=127.0.0.1:1 submit --dry-run
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "ts-submit: stdin:3: payload.to: required" ]
+	[ "${#lines[@]}" -eq 2 ]
+	[[ $(jq -r .taskId <<<"${lines[0]}") =~ $uuid_re ]]
+	[ "$(jq -c 'del(.taskId, .createdAt)' <<<"${lines[0]}")" = \
+		'{"taskType":"email","payload":{"to":"user1@example.com","subject":"Hello 1","body":"Body 1"}}' ]
+	[ "${lines[1]}" = '{"taskId":"keep","taskType":"x","payload":{"a":"é/"},"createdAt":"2026-01-02T03:04:05Z","key":"k"}' ]
+	run consume "$TS_TOPIC"
+	[ -z "$output" ]
+}
+
+@test "FILE arguments are read in order and named in messages; - is stdin; a missing FILE is a usage error" {
+	{ email 1; printf '{"taskType":"email","payload":{"to":"bad"}}\n'; } >"$IN/a.jsonl"
+	printf '\n\n{"taskType":"sms","payload":{}}\n' >"$IN/b.jsonl"
+	email 9 >"$IN/in"
+	run --separate-stderr timeout 60 ts-submit "$IN/a.jsonl" - "$IN/b.jsonl" <"$IN/in"
+	out=$output
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "ts-submit: $IN/a.jsonl:2: payload.to: not an email address
+ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
+	[ "${#lines[@]}" -eq 2 ]
+	records=$(consume "$TS_TOPIC" 2)
+	[ "$(jq -s -r 'map(.payload | fromjson | .payload.to) | sort | join(",")' <<<"$records")" = "user1@example.com,user9@example.com" ]
+	run --separate-stderr ts-submit "$IN/a.jsonl" "$IN/nope.jsonl"
+	[ "$status" -eq 64 ]
+	[ "$stderr" = "ts-submit: $IN/nope.jsonl: No such file or directory" ]
+	run consume "$TS_TOPIC" 2
+	[ "${#lines[@]}" -eq 2 ]
+}
+
+@test "tasks with the same key keep their order on one partition" {
+	for i in $(seq 1 40); do printf '{"taskType":"x","payload":{"i":%d},"key":"k%d"}\n' "$i" $((i % 2)); done >"$IN/in"
+	submit
+	[ "$status" -eq 0 ]
+	records=$(consume "$TS_TOPIC" 40)
+	for k in k0 k1; do
+		[ "$(jq -s --arg k "$k" '[.[] | select(.key == $k) | .partition] | unique | length' <<<"$records")" -eq 1 ]
+		# by offset, the payloads come in input order
+		jq -e -s --arg k "$k" '[.[] | select(.key == $k)] | sort_by(.offset) | map(.payload | fromjson | .payload.i) | . == sort' <<<"$records"
+	done
+}
+
+@test "configuration: TS_TOPIC, --topic, -X, -F (kcat format), a config file; bad ones exit 78" {
+	email 1 >"$IN/in"
+	other=$TS_DLQ_TOPIC
+	submit --topic "$other"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .topic <<<"$out")" = "$other" ]
+	run consume "$other" 1
+	[ "${#lines[@]}" -eq 1 ]
+
+	# -F and -c: kcat's properties file and our config file
+	printf 'client.id=from-F\n# comment\nmessage.timeout.ms=30000\n' >"$IN/kcat.conf"
+	printf 'topic %s\nX linger.ms=1\n' "$TS_TOPIC" >"$IN/ts.conf"
+	env -u TS_TOPIC timeout 60 ts-submit -c "$IN/ts.conf" -F "$IN/kcat.conf" <"$IN/in" >"$IN/out"
+	[ "$(jq -r .topic "$IN/out")" = "$TS_TOPIC" ]
+
+	submit -X no.such.property=1
+	[ "$status" -eq 78 ]
+	[[ $stderr == "ts-submit: -X no.such.property: "*"No such configuration property"* ]]
+	printf 'frobnicate 1\n' >"$IN/bad.conf"
+	submit -c "$IN/bad.conf"
+	[ "$status" -eq 78 ]
+	[[ $stderr == *"$IN/bad.conf:1"* ]]
+	submit --no-such-option
+	[ "$status" -eq 64 ]
+	run consume "$TS_TOPIC" 1
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "broker unreachable: undelivered tasks exit 75 and the rejects file is complete" {
+	{ for i in 1 2 3 4 5; do email "$i"; done; printf '{"taskType":"email","payload":{}}\n'; } >"$IN/in"
+	TS_BROKERS=127.0.0.1:1 submit --rejects "$IN/rejects" -X message.timeout.ms=1500
+	[ "$status" -eq 75 ]
+	[ -z "$out" ]
+	# every input is in the rejects file once, the invalid one too
+	diff <(sort "$IN/in") <(sort "$IN/rejects")
+	[ "$(grep -c '^ts-submit: stdin:[1-5]: task [0-9a-f-]* not delivered: Local: Message timed out$' <<<"$stderr")" -eq 5 ]
+	grep -qx 'ts-submit: stdin:6: payload.to: required' <<<"$stderr"
+}
+
+@test "stdout closed early: the run stops reading, still waits for reports, exits non-zero" {
+	for i in $(seq 1 2000); do email "$i"; done >"$IN/in"
+	run bash -c 'timeout 60 ts-submit <"$1" 2>"$2" | head -n 1 >/dev/null; echo "${PIPESTATUS[0]}"' _ "$IN/in" "$IN/err"
+	[ "$output" -eq 70 ]
+	grep -q '^ts-submit: stdout: Broken pipe; reading no more input$' "$IN/err"
+}
