@@ -6,12 +6,19 @@
  * without the password, and without the user when asked to hide it; an
  * error about a URL of the shape scheme://user:SECRET@... must not quote
  * the secret either. Query helpers must stay within their contracts.
+ * URLs of the transports that touch nothing at open time (smtp, msg91,
+ * twilio, http(s), -; not maildir: or file:, which create files) also go
+ * through ts_transport_open(): its description and its errors must not
+ * show the password either.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "log.h"
+#include "transport.h"
 #include "url.h"
 
 #define PWMARK "pw5ecret"
@@ -46,6 +53,58 @@ static int marker_is_password(const char *url)
 		if (*p == '/' || *p == '?' || *p == '#' || *p == '@')
 			return 0;
 	return 1;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc, (void)argv;
+	clearenv(); /* no TS_SMTP_PASSWORD and friends */
+	/* Loading the system's CA bundle for every SMTP transport would be
+	 * most of the time spent: give OpenSSL none. */
+	setenv("SSL_CERT_FILE", "/dev/null", 1);
+	setenv("SSL_CERT_DIR", "/nonexistent", 1);
+	ts_log_set_level(TS_LOG_ERROR);
+	return 0;
+}
+
+static int opens_nothing(const ts_url *u)
+{
+	static const char *const ok[] = { "smtp", "msg91", "twilio", "http",
+					  "https", "-", "smtps", "bogus" };
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strcmp(u->scheme, ok[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static void check_transport(const char *url, int one_pw)
+{
+	ts_config cfg;
+	ts_detail d;
+
+	memset(&cfg, 0, sizeof cfg);
+	cfg.from = "sender@example.com";
+	cfg.send_timeout_ms = 1000;
+	for (int ch = 0; ch <= 1; ch++) {
+		ts_transport *t = NULL;
+		ts_err err = ts_transport_open(url, ch ? TS_CHANNEL_SMS : TS_CHANNEL_EMAIL,
+					       &cfg, &t, &d);
+		if (err) {
+			if (t)
+				fail("transport returned on error", url, d.msg);
+			if (err != TS_ERR_CONFIG && err != TS_ERR_NOMEM)
+				fail("unexpected transport error class", url, d.msg);
+			if (one_pw && marker_is_password(url) && strstr(d.msg, PWMARK))
+				fail("transport error quotes the password", url, d.msg);
+			continue;
+		}
+		const char *desc = ts_transport_describe(t);
+		if (!desc)
+			fail("transport without a description", url, "");
+		if (one_pw && marker_is_password(url) && strstr(desc, PWMARK))
+			fail("transport description shows the password", url, desc);
+		ts_transport_close(t);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -119,6 +178,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fail("describe shows the hidden user", url, desc);
 		free(desc);
 	}
+
+	if (opens_nothing(&u))
+		check_transport(url, one_pw);
 
 	/* The decoder on its own: never longer, never a NUL inside. */
 	int bad;
