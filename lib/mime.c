@@ -103,6 +103,26 @@ static ts_err fold_plain(ts_buf *out, const char *s, size_t *col,
 	return TS_OK;
 }
 
+/* Can value be folded at its white space into lines of FOLD_AT? A word
+ * longer than a line cannot (and one near 998 would break RFC 5322's hard
+ * limit): then it goes as encoded-words, which split anywhere. */
+static int folds_plain(const char *name, const char *s)
+{
+	size_t col = strlen(name) + 2;
+
+	while (*s) {
+		const char *start = s;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		while (*s && *s != ' ' && *s != '\t')
+			s++;
+		if (col + (size_t)(s - start) > FOLD_AT)
+			return 0;
+		col = 0; /* later segments may start a line of their own */
+	}
+	return 1;
+}
+
 ts_err ts_mime_header(ts_buf *out, const char *name, const char *value)
 {
 	size_t col = strlen(name) + 1, len = strlen(value);
@@ -112,7 +132,7 @@ ts_err ts_mime_header(ts_buf *out, const char *name, const char *value)
 		return err;
 	if (len == 0)
 		return ts_buf_append(out, " \r\n", 3);
-	if (needs_encoding(value, len)) {
+	if (needs_encoding(value, len) || !folds_plain(name, value)) {
 		err = encode_words(out, value, len, &col);
 	} else {
 		if (!(err = ts_buf_append(out, " ", 1))) {

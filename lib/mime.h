@@ -43,9 +43,9 @@ ts_err ts_mail_build(const cJSON *payload, const ts_mail_opts *opts,
 void ts_mail_free(ts_mail *m);
 
 /* Append "Name: value\r\n" for an unstructured header, folded to 78
- * columns where there is white space, as RFC 2047 B encoded-words (never
- * splitting a UTF-8 sequence) when value has bytes outside printable
- * ASCII or contains "=?". */
+ * columns where there is white space; as RFC 2047 B encoded-words (never
+ * splitting a UTF-8 sequence, lines of at most 76) when value has bytes
+ * outside printable ASCII, contains "=?", or has a word too long to fold. */
 ts_err ts_mime_header(ts_buf *out, const char *name, const char *value);
 
 /* Append text (len bytes, any of LF, CRLF or CR line ends) as
