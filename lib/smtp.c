@@ -36,6 +36,7 @@ struct sess {
 	int cert_failed;
 	char cert_reason[200];
 	int in_auth;
+	int auth_withheld;      /* no TLS with starttls=try: no password sent */
 	int auth_code;          /* final reply to AUTH, 0 when none */
 	char auth_reply[200];
 	char last_reply[200];   /* last reply line from the server */
@@ -291,6 +292,12 @@ static int interact_cb(auth_client_request_t req, char **result, int fields,
 {
 	ts_smtp *s = arg;
 
+	/* starttls=try promises TLS when there is some, not a password in
+	 * clear text when there is none: only starttls=no says that. */
+	if (s->starttls == TS_STARTTLS_TRY && s->cur && !s->cur->tls_ok) {
+		s->cur->auth_withheld = 1;
+		return 0;
+	}
 	for (int i = 0; i < fields; i++) {
 		if (req[i].flags & AUTH_USER)
 			result[i] = s->user;
@@ -409,6 +416,11 @@ static void session_failure(const ts_smtp *s, const struct sess *ss,
 			   "%s offers no STARTTLS and starttls=required "
 			   "(use ?starttls=no only for a trusted local relay)",
 			   s->hostport);
+	} else if (ss->auth_withheld) {
+		result_set(r, TS_ERR_PERMANENT, 0,
+			   "%s offers no STARTTLS: the password was not sent in "
+			   "clear text (starttls=try; say starttls=no to allow it)",
+			   s->hostport);
 	} else if (ss->auth_code >= 400) {
 		result_set(r, ts_classify_smtp(ss->auth_code), ss->auth_code,
 			   "AUTH failed: %s", ss->auth_reply);
@@ -468,7 +480,7 @@ static void message_result(const ts_smtp *s, const struct sess *ss,
 		result_set(r, TS_OK, tr->code, "%s", t);
 		return;
 	}
-	if (ss->auth_code >= 400) {
+	if (ss->auth_code >= 400 || ss->auth_withheld) {
 		/* The server's refusal of MAIL after a failed AUTH says less
 		 * than the AUTH reply itself. */
 		session_failure(s, ss, r);

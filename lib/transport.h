@@ -12,7 +12,9 @@
  * cannot be sent by this transport).
  *
  * Threads: a transport is used by one thread at a time; open one per
- * thread. Secrets from the URL or from TS_SMTP_PASSWORD(_FILE),
+ * thread. Signals: SIGPIPE must be ignored (ts_tool_signals() does), as
+ * libesmtp and OpenSSL write to sockets the server may have closed; SMTP
+ * uses a real-time signal of its own to bound connect(2) (smtp.h). Secrets from the URL or from TS_SMTP_PASSWORD(_FILE),
  * TS_MSG91_AUTHKEY(_FILE), TS_TWILIO_TOKEN(_FILE) are never put into any
  * message, log line or result.
  */

@@ -164,6 +164,22 @@ $long
 	[ "$(maildir_count "$SMTPD_MAILDIR")" -eq 0 ]
 }
 
+@test "starttls=try: TLS when offered, and without it no password in clear text (69)" {
+	start_secure_smtpd
+	export SSL_CERT_FILE=$CA_CERT
+	send email --email-url "smtp://user:$PASSWORD_URL@localhost:$SMTPD_PORT?starttls=try" \
+		--to a@example.com --subject s --body b
+	[ "$status" -eq 0 ]
+	jq -e '.tls == true and .auth_user == "user"' "$SMTPD_LOG"
+	stop_pid "$SMTPD_PID"
+	start_smtpd --auth "user:$PASSWORD"
+	send email --email-url "smtp://user:$PASSWORD_URL@127.0.0.1:$SMTPD_PORT?starttls=try" \
+		--to a@example.com --subject s --body b
+	[ "$status" -eq 69 ]
+	[[ $(json .error) == *"the password was not sent in clear text"* ]]
+	[ "$(maildir_count "$SMTPD_MAILDIR")" -eq 0 ]
+}
+
 @test "AUTH: the right password (from the URL, percent-decoded) is accepted, a wrong one gives 69" {
 	start_secure_smtpd
 	export SSL_CERT_FILE=$CA_CERT
