@@ -425,21 +425,21 @@ $long
 
 @test "maildir: and the dry run (-) write what would be sent" {
 	md=$BATS_TEST_TMPDIR/md
-	send email --email-url "maildir:$md" --to a@example.com --bcc b@example.com \
+	send email --email-url "maildir:$md" --to a@example.com --bcc blind.copy@example.net \
 		--subject 'local' --body 'to the maildir'
 	[ "$status" -eq 0 ]
 	[ "$(maildir_count "$md")" -eq 1 ]
 	f=$(maildir_files "$md")
 	grep -q '^Return-Path: <sender@example.com>$' "$f"
 	grep -q '^Subject: local$' "$f"
-	run ! grep -q 'b@example.com' "$f"
+	run ! grep -q 'blind.copy@example.net' "$f"
 	[ -z "$(ls -A "$md/tmp")" ]
 
-	send email --email-url - --to a@example.com --bcc b@example.com --subject dry --body 'not sent'
+	send email --email-url - --to a@example.com --bcc blind.copy@example.net --subject dry --body 'not sent'
 	[ "$status" -eq 0 ]
 	[ "$(grep -c . <<<"$output")" -eq 2 ]
-	head -n1 <<<"$output" | jq -e '.dryRun == true and .rcpt == ["a@example.com","b@example.com"] and
-		(.message | test("\r\nSubject: dry\r\n")) and (.message | test("b@example") | not)'
+	head -n1 <<<"$output" | jq -e '.dryRun == true and .rcpt == ["a@example.com","blind.copy@example.net"] and
+		(.message | test("\r\nSubject: dry\r\n")) and (.message | test("blind.copy") | not)'
 	tail -n1 <<<"$output" | jq -e '.status == "sent"'
 }
 
