@@ -342,6 +342,7 @@ static int run_json(sender *s)
 	if (!items)
 		return ts_err_exit(TS_ERR_NOMEM);
 	ts_jsonstream_init(&js, STDIN_FILENO, MAX_JSON);
+	js.stop = &ts_stop; /* SIGTERM ends the input even on an idle pipe */
 	while (!s->fatal && !ts_stop) {
 		ts_jsonvalue v;
 		ts_detail d;
