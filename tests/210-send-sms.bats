@@ -219,3 +219,22 @@ msg91_url() {
 	[ "$(maildir_count "$md")" -eq 1 ]
 	jq -s -e 'map(.body.recipients[0].name) == ["One","Two"]' "$MSG91_LOG"
 }
+
+@test "--json answers each message as it arrives, before the input ends" {
+	out=$BATS_TEST_TMPDIR/sms.jsonl
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	ts-send --json --sms-url "file:$out" <"$BATS_TEST_TMPDIR/in" \
+		>"$BATS_TEST_TMPDIR/res" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	pid=$!
+	track_pid "$pid" ts-send
+	exec {in}>"$BATS_TEST_TMPDIR/in"
+	echo '{"taskType":"sms","payload":{"mobile":"+919812345678","name":"first"}}' >&$in
+	# the input is still open: the first result must come anyway
+	wait_for grep -q '"line":1' "$BATS_TEST_TMPDIR/res"
+	[ "$(wc -l <"$out")" -eq 1 ]
+	echo '{"taskType":"sms","payload":{"mobile":"+919812345678","name":"second"}}' >&$in
+	exec {in}>&-
+	wait "$pid"
+	[ "$(grep -c '"status":"sent"' "$BATS_TEST_TMPDIR/res")" -eq 2 ]
+	jq -s -e 'map(.payload.name) == ["first","second"]' "$out"
+}
