@@ -31,6 +31,7 @@ struct sess {
 	struct ts_smtp *s;
 	int connected;
 	int starttls_sent;
+	int mail_sent;          /* the first MAIL FROM went out */
 	int tls_ok;
 	int starttls_missing;
 	int cert_failed;
@@ -262,10 +263,16 @@ static void monitor_cb(const char *buf, int len, int writing, void *arg)
 	struct sess *ss = arg;
 
 	if (writing == SMTP_CB_WRITING) {
+		/* Only commands before the first MAIL: after it, what we
+		 * write may be message text that happens to say "AUTH ". */
+		if (ss->mail_sent)
+			return;
 		if (len >= 5 && strncasecmp(buf, "AUTH ", 5) == 0)
 			ss->in_auth = 1;
 		else if (len >= 8 && strncasecmp(buf, "STARTTLS", 8) == 0)
 			ss->starttls_sent = 1;
+		else if (len >= 10 && strncasecmp(buf, "MAIL FROM:", 10) == 0)
+			ss->mail_sent = 1;
 		return;
 	}
 	if (writing != SMTP_CB_READING || len < 3)
