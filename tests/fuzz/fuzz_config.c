@@ -20,6 +20,11 @@
 
 static char path[64];
 
+static void remove_file(void)
+{
+	unlink(path);
+}
+
 static void fail(const char *what, const char *msg)
 {
 	fprintf(stderr, "fuzz_config: %s: %s\n", what, msg ? msg : "");
@@ -34,6 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(path, sizeof path, "/dev/shm/fuzz_config.%ld", (long)getpid());
 	if (access("/dev/shm", W_OK) != 0)
 		snprintf(path, sizeof path, "/tmp/fuzz_config.%ld", (long)getpid());
+	atexit(remove_file);
 	return 0;
 }
 

@@ -1,10 +1,15 @@
 /* fuzz_task.c - the envelope and payload validator (lib/task.h).
  *
  * Input: one byte of options, then the JSON bytes handed to ts_task_parse().
- * Whatever is accepted must serialise (ts_task_to_json), that text must
- * parse again to the same task, and serialising that must give the very
- * same text (a dead letter piped back in is the same task).
+ * Whatever is accepted must serialise (ts_task_to_json, and
+ * ts_task_serialize byte for byte the same), that text must parse again to
+ * the same task, and serialising that must give the very same text (a dead
+ * letter piped back in is the same task). ts_task_encode(), the fast path,
+ * must give the same error (code, field, message) or the same envelope
+ * (up to a generated taskId and createdAt) as parse + serialise.
  */
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,33 @@ static void check(int ok, const char *what, const char *a, const char *b)
 	abort();
 }
 
+/* Structural equality in order, linear in size (cJSON_Compare checks
+ * objects both ways at every level: exponential in the depth). Numbers
+ * within one DBL_EPSILON: cJSON prints 15 significant digits when that
+ * reads back within it (0.30000000000000004 goes out as 0.3). */
+static int same_json(const cJSON *a, const cJSON *b)
+{
+	if ((a->type & 0xff) != (b->type & 0xff))
+		return 0;
+	if (cJSON_IsNumber(a)) {
+		double x = a->valuedouble, y = b->valuedouble;
+		double m = fabs(x) > fabs(y) ? fabs(x) : fabs(y);
+		return x == y || fabs(x - y) <= m * DBL_EPSILON;
+	}
+	if (cJSON_IsString(a))
+		return strcmp(a->valuestring, b->valuestring) == 0;
+	if (!cJSON_IsArray(a) && !cJSON_IsObject(a))
+		return 1;
+	const cJSON *x = a->child, *y = b->child;
+	for (; x && y; x = x->next, y = y->next) {
+		if (cJSON_IsObject(a) && strcmp(x->string, y->string) != 0)
+			return 0;
+		if (!same_json(x, y))
+			return 0;
+	}
+	return !x && !y;
+}
+
 static void same_task(const ts_task *a, const ts_task *b, const char *ja,
 		      const char *jb)
 {
@@ -29,9 +61,53 @@ static void same_task(const ts_task *a, const ts_task *b, const char *ja,
 	check(strcmp(a->created_at, b->created_at) == 0, "createdAt changed", ja, jb);
 	check((!a->key && !b->key) || (a->key && b->key && strcmp(a->key, b->key) == 0),
 	      "key changed", ja, jb);
-	check(cJSON_Compare(a->payload, b->payload, 1), "payload changed", ja, jb);
+	check(same_json(a->payload, b->payload), "payload changed", ja, jb);
 	check(strcmp(ts_task_record_key(a), ts_task_record_key(b)) == 0,
 	      "record key changed", ja, jb);
+}
+
+/* s with the first occurrence of from replaced by to (same length), in
+ * place; from and to are taskIds or timestamps. */
+static void swap_once(char *s, const char *from, const char *to)
+{
+	char *p = strstr(s, from);
+
+	if (p && strlen(from) == strlen(to))
+		memcpy(p, to, strlen(to));
+}
+
+/* The fast path against the slow one on the same input. */
+static void check_encode(const char *buf, size_t size, const ts_task_opts *opts,
+			 ts_err err1, const ts_detail *d1, const ts_task *t1,
+			 const char *j1)
+{
+	ts_task t2;
+	ts_detail d2;
+	ts_buf out = { 0 };
+	ts_err err2 = ts_task_encode(buf, size, opts, &t2, &out, &d2);
+
+	if (err2 != err1) {
+		fprintf(stderr, "parse: %d %s: %s / encode: %d %s: %s\n", err1,
+			d1->field, d1->msg, err2, d2.field, d2.msg);
+		check(0, "ts_task_encode and ts_task_parse disagree", j1, out.data);
+	}
+	if (err1) {
+		check(strcmp(d1->field, d2.field) == 0 && strcmp(d1->msg, d2.msg) == 0,
+		      "ts_task_encode gives another error detail", d1->msg, d2.msg);
+	} else {
+		check(out.data && strlen(out.data) == out.len, "encode output", j1, out.data);
+		swap_once(out.data, t2.task_id, t1->task_id);
+		swap_once(out.data, t2.created_at, t1->created_at);
+		check(strcmp(j1, out.data) == 0, "ts_task_encode envelope differs", j1, out.data);
+		check(strcmp(t1->task_type, t2.task_type) == 0, "encode: taskType", j1, t2.task_type);
+		check((!t1->key && !t2.key) || (t1->key && t2.key && strcmp(t1->key, t2.key) == 0),
+		      "encode: key", j1, t2.key);
+		check((!t1->traceparent && !t2.traceparent) ||
+		      (t1->traceparent && t2.traceparent && strcmp(t1->traceparent, t2.traceparent) == 0),
+		      "encode: traceparent", j1, t2.traceparent);
+	}
+	ts_buf_free(&out);
+	ts_task_free(&t2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -60,11 +136,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data, size);
 	err = ts_task_parse(buf, size, &opts, &t1, &d);
-	free(buf);
 	if (err) {
 		check(err == TS_ERR_DATA || err == TS_ERR_USAGE, "unexpected error class", d.msg, d.field);
 		check(memchr(d.msg, 0, sizeof d.msg) != NULL, "detail not terminated", "", "");
 		check(memchr(d.field, 0, sizeof d.field) != NULL, "field not terminated", "", "");
+		check_encode(buf, size, &opts, err, &d, &t1, "");
+		free(buf);
 		ts_task_free(&t1);
 		return 0;
 	}
@@ -77,6 +154,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	j1 = ts_task_to_json(&t1);
 	check(j1 != NULL, "ts_task_to_json returned NULL", "", "");
+	ts_buf ser = { 0 };
+	check(ts_task_serialize(&t1, &ser) == TS_OK && ser.data &&
+	      strcmp(ser.data, j1) == 0, "ts_task_serialize differs from ts_task_to_json",
+	      j1, ser.data);
+	ts_buf_free(&ser);
+	check_encode(buf, size, &opts, TS_OK, &d, &t1, j1);
+	free(buf);
 	check(ts_json_check_bytes(j1, strlen(j1), &d) == TS_OK,
 	      "serialised form fails the byte check", j1, d.msg);
 	/* No traceparent in the value: it travels as a header. */
