@@ -430,44 +430,110 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- flow control -------------------------------------------------------- */
 
-/* Pause a partition that holds too much (or all, past the total bound, or
- * when stopping), resume below half. Bounds the memory to the bounds, not
- * to the backlog in Kafka. Pausing keeps the consumer polling, so
- * rebalances and heartbeats go on while the threads are busy. */
-static void flow(struct worker *w)
-{
-	rd_kafka_topic_partition_list_t *pause = NULL, *resume = NULL;
+/* Flow control. librdkafka 2.0.2 acts on a pause, a resume or a full
+ * prefetch queue only at its broker thread's next one-second tick, and a
+ * pause drops what it had prefetched. So in the common case (deliveries
+ * keep up) ts-worker does not pause at all: when it holds its bound of
+ * tasks it simply stops taking messages, they wait in librdkafka's own
+ * bounded queue (queued.max.messages.kbytes, shared by all partitions),
+ * and taking resumes the moment tasks finish. Only when it has been full
+ * for FULL_PAUSE_MS (slow deliveries) does it pause the partitions that
+ * hold more than their share (all of them when none does), so that the
+ * events behind those messages in the queue (a rebalance) are served and
+ * the other partitions go on, within twice the bound. A paused partition
+ * resumes once it and the total are below half. */
+#define FULL_PAUSE_MS 1000
 
+static void pause_list(struct worker *w, rd_kafka_topic_partition_list_t *l,
+		       int pause)
+{
+	if (!l)
+		return;
+	if (pause)
+		rd_kafka_pause_partitions(w->rk, l);
+	else
+		rd_kafka_resume_partitions(w->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void list_add(struct worker *w, rd_kafka_topic_partition_list_t **l,
+		     struct part *p)
+{
+	if (!*l)
+		*l = rd_kafka_topic_partition_list_new(8);
+	rd_kafka_topic_partition_list_add(*l, w->cfg->topic, p->id);
+}
+
+static size_t share(struct worker *w)
+{
+	size_t s = w->assigned_count ? w->hold_total_high / w->assigned_count :
+				       w->hold_total_high;
+	return s < 16 ? 16 : s;
+}
+
+/* Pause the partitions holding more than their share, or every one
+ * (all != 0, or when none holds more). */
+static void pause_hogs(struct worker *w, int all)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	int any = 0;
+
+	for (int pass = all ? 1 : 0; pass < 2 && !any; pass++) {
+		for (size_t i = 0; i < w->nparts; i++) {
+			struct part *p = w->parts[i];
+			if (!p || !p->assigned || p->paused)
+				continue;
+			if (pass == 0 && p->held < share(w))
+				continue;
+			list_add(w, &l, p);
+			p->paused = 1;
+			any = 1;
+		}
+	}
+	pause_list(w, l, 1);
+}
+
+static void flow(struct worker *w, int64_t now)
+{
+	rd_kafka_topic_partition_list_t *resume = NULL;
+	size_t bound = w->hold_total_high * (w->flow_level ? 2 : 1);
+
+	if (w->stopping) {
+		pause_hogs(w, 1);
+		w->flow_level = 2;
+		return;
+	}
+	if (w->held >= bound && w->flow_level < 2) {
+		if (!w->full_since) {
+			w->full_since = now;
+		} else if (now - w->full_since >= FULL_PAUSE_MS) {
+			w->flow_level++;
+			pause_hogs(w, w->flow_level == 2);
+			w->full_since = 0;
+		}
+	} else if (w->held < bound) {
+		w->full_since = 0;
+	}
+	if (w->flow_level && w->held <= w->hold_total_high / 2)
+		w->flow_level = 0;
 	for (size_t i = 0; i < w->nparts; i++) {
 		struct part *p = w->parts[i];
-		int over, under;
-		if (!p || !p->assigned)
-			continue;
-		over = p->held >= w->hold_high || w->held >= w->hold_total_high ||
-		       w->stopping || p->draining;
-		under = p->held <= w->hold_high / 2 &&
-			w->held <= w->hold_total_high / 2 && !w->stopping &&
-			!p->draining;
-		if (!p->paused && over) {
-			if (!pause)
-				pause = rd_kafka_topic_partition_list_new(8);
-			rd_kafka_topic_partition_list_add(pause, w->cfg->topic, p->id);
-			p->paused = 1;
-		} else if (p->paused && under) {
-			if (!resume)
-				resume = rd_kafka_topic_partition_list_new(8);
-			rd_kafka_topic_partition_list_add(resume, w->cfg->topic, p->id);
+		if (p && p->assigned && p->paused && !p->draining &&
+		    p->held <= share(w) / 2 && w->held <= w->hold_total_high / 2) {
+			list_add(w, &resume, p);
 			p->paused = 0;
 		}
 	}
-	if (pause) {
-		rd_kafka_pause_partitions(w->rk, pause);
-		rd_kafka_topic_partition_list_destroy(pause);
-	}
-	if (resume) {
-		rd_kafka_resume_partitions(w->rk, resume);
-		rd_kafka_topic_partition_list_destroy(resume);
-	}
+	pause_list(w, resume, 0);
+}
+
+/* May the loop take messages now? Level 2 (and stopping) paused every
+ * partition, so only events and a few stragglers can come. */
+static int may_take(struct worker *w)
+{
+	if (w->stopping || w->flow_level == 2)
+		return 1;
+	return w->held < w->hold_total_high * (w->flow_level ? 2 : 1);
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -706,15 +772,19 @@ static void begin_stop(struct worker *w, const char *why)
 	ts_log_info("stopping (%s): finishing %zu started task%s, up to %lld ms",
 		    why, w->held, w->held == 1 ? "" : "s",
 		    (long long)w->cfg->drain_timeout_ms);
-	flow(w);
+	flow(w, ts_mono_ms());
 }
 
 static int next_timeout(struct worker *w, int64_t now)
 {
 	int64_t t = now + 200;   /* a bound, in case a wake-up is missed */
 
-	if (w->consumer_more)
+	/* Messages may be waiting (we stopped early or held back): their
+	 * queue will not signal again until it has been emptied. */
+	if (w->consumer_more && may_take(w))
 		return 0;
+	if (w->full_since && w->full_since + FULL_PAUSE_MS < t)
+		t = w->full_since + FULL_PAUSE_MS;
 	if (w->heap_n && w->heap[0]->due < t)
 		t = w->heap[0]->due;
 	if (w->next_commit > now && w->next_commit < t)
@@ -724,19 +794,22 @@ static int next_timeout(struct worker *w, int64_t now)
 	return t > now ? (int)(t - now) : 0;
 }
 
-static void serve_consumer(struct worker *w)
+static void serve_consumer(struct worker *w, int woken)
 {
 	rd_kafka_message_t *m;
 	int n = 0;
 
-	w->consumer_more = 0;
-	while ((m = rd_kafka_consumer_poll(w->rk, 0)) != NULL) {
+	if (woken)
+		w->consumer_more = 1;
+	while (may_take(w)) {
+		if (!(m = rd_kafka_consumer_poll(w->rk, 0))) {
+			w->consumer_more = 0;
+			return;
+		}
 		intake(w, m);
 		rd_kafka_message_destroy(m);
-		if (++n >= INTAKE_BURST) {
-			w->consumer_more = 1;
-			break;
-		}
+		if (++n >= INTAKE_BURST)
+			return;
 	}
 }
 
@@ -757,18 +830,22 @@ int w_run(struct worker *w)
 					 { w->done_fd, POLLIN, 0 } };
 		int64_t now = ts_mono_ms();
 
+		int woken = 0;
+
 		if (poll(pfd, 3, next_timeout(w, now)) > 0) {
-			if (pfd[0].revents)
+			if (pfd[0].revents) {
 				drain_pipe(w->cq_fd);
+				woken = 1;
+			}
 			if (pfd[1].revents)
 				drain_pipe(w->pq_fd);
 		}
-		serve_consumer(w);
+		serve_consumer(w, woken);
 		rd_kafka_poll(w->prod, 0);
 		handle_done(w);
 		now = ts_mono_ms();
 		sched_fire_retries(w, now);
-		flow(w);
+		flow(w, now);
 		if (now >= w->next_commit) {
 			commit(w, NULL, 0, 0);
 			w->next_commit = now + COMMIT_INTERVAL_MS;
@@ -808,9 +885,12 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 		"enable.auto.commit", "false",
 		/* offsets are committed explicitly, never stored for us */
 		"enable.auto.offset.store", "false",
-		/* prefetch: enough to keep the threads fed, little memory */
+		/* The prefetch queue, shared by all partitions, is where
+		 * tasks wait while the threads are busy (see flow()): about
+		 * one second of deliveries, since librdkafka looks again
+		 * only a second after it found the queue full. */
 		"queued.max.messages.kbytes", "2048",
-		"fetch.message.max.bytes", "262144",
+		"fetch.message.max.bytes", "131072",
 		w->cfg->metrics ? "statistics.interval.ms" : NULL, stats_ms,
 		NULL,
 	};

@@ -95,10 +95,10 @@ static ts_err setup(struct worker *w, ts_detail *d)
 	if (cfg->handler_timeout_ms <= 0)
 		return ts_fail(d, TS_ERR_CONFIG, NULL,
 			       "--handler-timeout must be more than 0");
-	/* enough ready work for every thread to take a full batch, twice */
-	per_thread = (size_t)cfg->concurrency * W_BATCH_MAX * 2;
-	w->hold_high = per_thread < 256 ? 256 : per_thread;
-	w->hold_total_high = w->hold_high * 4;
+	/* Enough ready work for every thread to take a full batch while as
+	 * many are being delivered; memory is about 2.5 KB per task held. */
+	per_thread = (size_t)cfg->concurrency * W_BATCH_MAX;
+	w->hold_total_high = per_thread * 2 < 512 ? 512 : per_thread * 2;
 	if ((err = build_routes(w, d)))
 		return err;
 	if ((err = out_metrics_init(w, d)))

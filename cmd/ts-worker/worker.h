@@ -152,8 +152,7 @@ struct worker {
 	/* counts (main thread) */
 	size_t held;               /* every task in memory */
 	size_t dlq_inflight;
-	size_t hold_high;          /* pause a partition holding this many */
-	size_t hold_total_high;    /* pause all past this many in total */
+	size_t hold_total_high;    /* bound on tasks held (see flow()) */
 	size_t pub_held, pub_retry;/* copies for the metrics thread (atomic) */
 
 	/* loop state */
@@ -161,7 +160,9 @@ struct worker {
 	int64_t stop_deadline;
 	int64_t last_activity;
 	int64_t next_commit;
-	int consumer_more;         /* left events in the consumer queue */
+	int consumer_more;         /* the consumer queue may hold more */
+	int64_t full_since;        /* holding the bound since (mono ms), 0 */
+	int flow_level;            /* 0, 1: hogs paused, 2: all paused */
 	int fatal;                 /* exit status of a fatal error, or 0 */
 	volatile int brokers_down;
 	int stdout_failed;
