@@ -111,9 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a.size = size;
 	ts_json_split((const char *)data, size, on_value, &a);
 
-	/* Same bytes through a descriptor, one time in 32 across a chunk
+	/* Same bytes through a descriptor, one time in 128 across a chunk
 	 * boundary. */
-	size_t pad = size && (data[0] & 31) == 31 ? 65536 - 8 * (size_t)data[0] : 0;
+	size_t pad = size > 1 && (data[0] & 127) == 127
+			     ? 65536 - 1 - 16 * (size_t)(data[1] % 64) : 0;
 	if ((fd = memfd_with(data, size, pad)) < 0)
 		return 0;
 	ts_jsonstream_init(&s, fd, 0);
