@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sysexits.h>
 
 static const char *const names[TS_ERR__COUNT] = {
@@ -75,13 +76,19 @@ void ts_detail_clear(ts_detail *d)
 
 ts_err ts_fail(ts_detail *d, ts_err err, const char *field, const char *fmt, ...)
 {
+	char f[sizeof d->field], m[sizeof d->msg];
 	va_list ap;
 
 	if (!d)
 		return err;
-	snprintf(d->field, sizeof d->field, "%s", field ? field : "");
+	/* Format into locals first: callers pass d->msg or d->field as an
+	 * argument ("--listen %s", d->msg), and printing a buffer into
+	 * itself is undefined (valgrind: overlap in mempcpy). */
+	snprintf(f, sizeof f, "%s", field ? field : "");
 	va_start(ap, fmt);
-	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+	vsnprintf(m, sizeof m, fmt, ap);
 	va_end(ap);
+	memcpy(d->field, f, sizeof f);
+	memcpy(d->msg, m, sizeof m);
 	return err;
 }
