@@ -510,7 +510,7 @@ static int open_kafka(submit *s)
  * have reached the broker). */
 static void drain(submit *s)
 {
-	int purged = 0;
+	int purged = 0, announced = 0;
 	int64_t next_note = ts_mono_ms() + 5000;
 
 	if (s->poller_running) {
@@ -519,6 +519,11 @@ static void drain(submit *s)
 		s->poller_running = 0;
 	}
 	while (rd_kafka_outq_len(s->rk) > 0) {
+		if (signals_seen == 1 && !announced) {
+			ts_log_warn("waiting for %d delivery report(s); another SIGINT or SIGTERM gives up on them",
+				    rd_kafka_outq_len(s->rk));
+			announced = 1;
+		}
 		if (signals_seen >= 2 && !purged) {
 			ts_log_warn("second signal: giving up on %d queued task(s)",
 				    rd_kafka_outq_len(s->rk));
