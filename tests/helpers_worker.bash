@@ -91,11 +91,11 @@ at_least() {
 record_handler() {
 	local file=$1 nap=${2:-0} h
 	h=$(_helpers_fresh record.sh)
-	cat >"$h" <<-EOF
-		#!/bin/sh
-		sleep $nap
-		printf '%s\n' "\$TS_TASK_ID" >>"$file"
-	EOF
+	{
+		echo '#!/bin/sh'
+		[[ $nap == 0 ]] || echo "sleep $nap"
+		echo "printf '%s\\n' \"\$TS_TASK_ID\" >>'$file'"
+	} >"$h"
 	chmod +x "$h"
 	printf '%s\n' "$h"
 }

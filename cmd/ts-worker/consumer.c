@@ -708,7 +708,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+void w_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct worker *w = opaque;
 	char fatal[512];
@@ -908,7 +908,7 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
-	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_error_cb(conf, w_kafka_error);
 	rd_kafka_conf_set_log_cb(conf, w_kafka_log);
 	if (w->cfg->metrics)
 		rd_kafka_conf_set_stats_cb(conf, on_stats);

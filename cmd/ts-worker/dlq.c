@@ -143,6 +143,7 @@ ts_err dlq_open(struct worker *w, ts_detail *d)
 		return err;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_log_cb(conf, w_kafka_log);
+	rd_kafka_conf_set_error_cb(conf, w_kafka_error);
 	rd_kafka_conf_set_opaque(conf, w);
 	w->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
 	if (!w->prod) {

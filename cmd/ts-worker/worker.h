@@ -191,6 +191,7 @@ struct worker {
 ts_err w_consumer_open(struct worker *w, ts_detail *d);
 void w_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 		 const char *buf);
+void w_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void w_consumer_close(struct worker *w);
 int w_run(struct worker *w);
 
