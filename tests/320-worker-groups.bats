@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+# ts-worker in a consumer group: two workers share the partitions, a
+# rebalance (one joining, one killed -9) loses nothing.
+# brokers: dev kafka
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+load helpers_worker
+
+teardown() {
+	helpers_teardown
+}
+
+# covered IDS FILE...: every id of the file IDS appears in one of FILEs.
+covered() {
+	local ids=$1
+	shift
+	[ -z "$(comm -23 <(sort -u "$ids") <(cat "$@" 2>/dev/null | sort -u))" ]
+}
+
+make_tasks() { # N PREFIX -> $BATS_TEST_TMPDIR/t.jsonl, ids.txt
+	local i
+	: >"$BATS_TEST_TMPDIR/ids.txt"
+	for i in $(seq 1 "$1"); do
+		echo "{\"taskId\":\"$2-$i\",\"taskType\":\"rec\",\"payload\":{\"i\":$i}}"
+		echo "$2-$i" >>"$BATS_TEST_TMPDIR/ids.txt"
+	done >"$BATS_TEST_TMPDIR/t.jsonl"
+}
+
+@test "a second worker joins mid-run, then the first is killed -9: the second takes over, no task lost" {
+	start_broker 4
+	make_tasks 800 g
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	da=$BATS_TEST_TMPDIR/done-a.txt db=$BATS_TEST_TMPDIR/done-b.txt
+	ha=$(record_handler "$da" 0.01)
+	hb=$(record_handler "$db" 0.01)
+
+	start_worker --handler "rec=$ha" --concurrency 2
+	pid_a=$WORKER_PID out_a=$WORKER_OUT err_a=$WORKER_ERR
+	WAIT_TIMEOUT=60 wait_for at_least 30 "$da"
+	start_worker --handler "rec=$hb" --concurrency 2
+	pid_b=$WORKER_PID out_b=$WORKER_OUT
+	# the group rebalanced: B has partitions and works
+	WAIT_TIMEOUT=60 wait_for at_least 30 "$db" || { WORKER_ERR=$err_a show_worker; false; }
+	kill -9 "$pid_a"
+	wait_exit "$pid_a" 10
+	[ "$EXIT_STATUS" = 137 ]
+	b_at_kill=$(lines "$db")
+
+	# B alone finishes everything, A's partitions included
+	WAIT_TIMEOUT=180 wait_for covered "$BATS_TEST_TMPDIR/ids.txt" "$da" "$db" || { show_worker; false; }
+	(($(lines "$db") > b_at_kill))
+	kill -TERM "$pid_b"
+	wait_exit "$pid_b" 60
+	[ "$EXIT_STATUS" = 0 ] || { show_worker; false; }
+	# both worked, and B reported each of its runs
+	(($(lines "$da") > 0 && $(lines "$db") > 0))
+	[ "$(lines "$out_b")" = "$(lines "$db")" ]
+	jq -e -s 'all(.[]; .status == "delivered")' "$out_b"
+	# what A finished and committed before the kill was not all redone by B:
+	# the partitions it held were taken over from their commit points
+	repeats=$(sort "$da" "$db" | uniq -d | grep -c .) || true
+	echo "# repeated after kill -9: $repeats of 800" >&3
+	((repeats < 800))
+}
+
+@test "two workers started together split the partitions and both exit when the topic is drained" {
+	start_broker 4
+	make_tasks 400 s
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	da=$BATS_TEST_TMPDIR/done-a.txt db=$BATS_TEST_TMPDIR/done-b.txt
+	ha=$(record_handler "$da" 0.02)
+	hb=$(record_handler "$db" 0.02)
+	start_worker --handler "rec=$ha" --concurrency 2 --exit-idle 5s
+	pid_a=$WORKER_PID out_a=$WORKER_OUT
+	start_worker --handler "rec=$hb" --concurrency 2 --exit-idle 5s
+	pid_b=$WORKER_PID out_b=$WORKER_OUT
+	wait_exit "$pid_a" 120
+	[ "$EXIT_STATUS" = 0 ]
+	wait_exit "$pid_b" 120
+	[ "$EXIT_STATUS" = 0 ]
+	covered "$BATS_TEST_TMPDIR/ids.txt" "$da" "$db"
+	(($(lines "$da") > 0 && $(lines "$db") > 0))
+	# each partition went to one worker at the end: their reports together
+	# name every task, and the group's commits cover all of it
+	cat "$out_a" "$out_b" | jq -r .taskId | sort -u >"$BATS_TEST_TMPDIR/reported"
+	[ "$(grep -c . "$BATS_TEST_TMPDIR/reported")" = 400 ]
+	run_worker --handler "rec=$ha" --exit-idle 3s
+	[ "$WORKER_STATUS" = 0 ] || { show_worker; false; }
+	[ "$(lines "$WORKER_OUT")" = 0 ]
+}
