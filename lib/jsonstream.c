@@ -43,9 +43,14 @@ static void compact(ts_jsonstream *s)
 static int wait_readable(ts_jsonstream *s)
 {
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	int r = poll(&pfd, 1, 0);
 
+	if (r > 0 || (r < 0 && errno != EINTR))
+		return 0;
+	if (s->on_wait)
+		s->on_wait(s->wait_ctx);
 	while (!*s->stop) {
-		int r = poll(&pfd, 1, 100);
+		r = poll(&pfd, 1, 100);
 
 		if (r > 0 || (r < 0 && errno != EINTR))
 			return 0; /* readable, hung up, or an error read() reports */
@@ -170,6 +175,11 @@ static int step(ts_jsonstream *s, char c)
  * value), with the state in locals and runs of plain string bytes skipped
  * in one go. Returns 1 when the value ended (s->scan is just past its
  * closing bracket), 0 when the buffer ran out first. */
+/* Bytes that end a run of plain string content: quote, backslash, LF. */
+static const unsigned char string_stop[256] = {
+	['"'] = 1, ['\\'] = 1, ['\n'] = 1,
+};
+
 static int scan_container(ts_jsonstream *s)
 {
 	const char *data = s->buf.data;
@@ -191,8 +201,7 @@ static int scan_container(ts_jsonstream *s)
 			else if (c == '"')
 				in_string = 0;
 			else
-				while (i < n && data[i] != '"' && data[i] != '\\' &&
-				       data[i] != '\n')
+				while (i < n && !string_stop[(unsigned char)data[i]])
 					i++;
 			continue;
 		}

@@ -37,6 +37,11 @@ typedef struct ts_jsonstream {
 	 * the writer of a pipe is idle. */
 	volatile sig_atomic_t *stop;
 	int stopped;
+	/* Optional, with stop: called with wait_ctx each time the stream is
+	 * about to wait for input that has not arrived yet (a slow pipe), so
+	 * the caller can first act on what it has read. */
+	void (*on_wait)(void *wait_ctx);
+	void *wait_ctx;
 } ts_jsonstream;
 
 /* One value: bytes [data, data+len) stay valid until the next call. */

@@ -1,0 +1,384 @@
+/* deliver.c - produce encoded tasks, report what became of each: result
+ * lines on stdout, errors on stderr, --rejects. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "submit.h"
+#include "tool.h"
+
+void submit_note(submit *s, ts_err err)
+{
+	pthread_mutex_lock(&s->lock);
+	s->worst = ts_err_worst(s->worst, err);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- rejects --------------------------------------------------------------- */
+
+/* Append one input to --rejects as one line: the bytes as given, with any
+ * CR or LF (only possible between the tokens of a valid value, or in an
+ * invalid one) turned into spaces so that each reject is one line. */
+static void write_reject(submit *s, const char *raw, size_t len)
+{
+	char *copy = NULL;
+	struct iovec iov[2];
+	ssize_t n;
+
+	if (s->rejects_fd < 0 || len == 0)
+		return;
+	if (memchr(raw, '\n', len) || memchr(raw, '\r', len)) {
+		if (!(copy = malloc(len))) {
+			ts_log_error("--rejects: out of memory");
+			submit_note(s, TS_ERR_NOMEM);
+			return;
+		}
+		for (size_t i = 0; i < len; i++)
+			copy[i] = raw[i] == '\n' || raw[i] == '\r' ? ' ' : raw[i];
+		raw = copy;
+	}
+	iov[0].iov_base = (void *)raw;
+	iov[0].iov_len = len;
+	iov[1].iov_base = "\n";
+	iov[1].iov_len = 1;
+	pthread_mutex_lock(&s->lock);
+	n = writev(s->rejects_fd, iov, 2);
+	if (n != (ssize_t)len + 1) {
+		ts_log_error("%s: %s", s->cfg->rejects,
+			     n < 0 ? strerror(errno) : "short write");
+		s->worst = ts_err_worst(s->worst, TS_ERR_IO);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(copy);
+}
+
+/* An input that is not a valid task: one stderr line, --rejects, exit 65. */
+void submit_reject(submit *s, int input, long line, const char *field,
+		   const char *msg, const char *raw, size_t len)
+{
+	if (field[0])
+		ts_log_error("%s:%ld: %s: %s", s->names[input], line, field, msg);
+	else
+		ts_log_error("%s:%ld: %s", s->names[input], line, msg);
+	atomic_fetch_add(&s->invalid, 1);
+	submit_note(s, TS_ERR_DATA);
+	write_reject(s, raw, len);
+}
+
+/* ---- stdout ------------------------------------------------------------------ */
+
+/* A closed or full stdout: results would be lost, so read no more. */
+void submit_stdout_error(submit *s)
+{
+	int err = errno ? errno : EIO;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->stdout_failed) {
+		s->stdout_failed = 1;
+		ts_log_error("stdout: %s; reading no more input", strerror(err));
+		s->worst = ts_err_worst(s->worst, TS_ERR_IO);
+		ts_stop = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void submit_flush_stdout(submit *s)
+{
+	if (fflush(stdout) != 0)
+		submit_stdout_error(s);
+}
+
+/* Decimal digits of v, written backwards ending at end; returns the start. */
+static char *put_dec(char *end, int64_t v)
+{
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do
+		*--end = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--end = '-';
+	return end;
+}
+
+static char *put_str(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
+static char *put_int(char *o, int64_t v)
+{
+	char num[24];
+	char *d = put_dec(num + sizeof num, v);
+
+	return put_str(o, d, (size_t)(num + sizeof num - d));
+}
+
+/* One result line, formatted by hand (a printf per task was a tenth of the
+ * run). taskId, taskType and the topic name come from JSON-safe alphabets,
+ * validated, so they need no escaping. */
+static void print_result(submit *s, const inflight *f,
+			 const rd_kafka_message_t *m)
+{
+	char line[TS_TASK_ID_MAX + TS_TASK_TYPE_MAX + 512], *o = line;
+
+	o = put_str(o, "{\"taskId\":\"", 11);
+	o = put_str(o, f->data, f->id_len);
+	o = put_str(o, "\",\"taskType\":\"", 14);
+	o = put_str(o, f->data + f->id_len + 1, f->type_len);
+	o = put_str(o, "\",\"topic\":\"", 11);
+	o = put_str(o, s->topic, s->topic_len);
+	o = put_str(o, "\",\"partition\":", 14);
+	o = put_int(o, m->partition);
+	o = put_str(o, ",\"offset\":", 10);
+	o = put_int(o, m->offset);
+	o = put_str(o, ",\"line\":", 8);
+	o = put_int(o, f->line);
+	o = put_str(o, "}\n", 2);
+	if (fwrite(line, 1, (size_t)(o - line), stdout) != (size_t)(o - line))
+		submit_stdout_error(s);
+}
+
+/* ---- delivery reports ---------------------------------------------------------- */
+
+void submit_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			void *opaque)
+{
+	submit *s = opaque;
+	inflight *f = m->_private;
+	ts_err class;
+
+	(void)rk;
+	if (!f)
+		return;
+	if (!m->err) {
+		atomic_fetch_add(&s->delivered, 1);
+		print_result(s, f, m);
+		free(f);
+		return;
+	}
+	class = ts_kafka_classify(m->err);
+	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+		class = TS_ERR_TRANSIENT;
+	ts_log_error("%s:%ld: task %s not delivered: %s", s->names[f->input],
+		     f->line, f->data, rd_kafka_err2str(m->err));
+	atomic_fetch_add(&s->failed, 1);
+	submit_note(s, class);
+	write_reject(s, f->data + f->id_len + 1 + f->type_len + 1, f->raw_len);
+	free(f);
+}
+
+/* The main thread serves delivery reports between batches: the memory of
+ * a message is then freed by the thread that allocated it, which glibc's
+ * malloc does much faster than a free from another thread. */
+void submit_poll(submit *s)
+{
+	if (!s->rk)
+		return;
+	atomic_store(&s->main_polled, ts_mono_ms());
+	if (rd_kafka_poll(s->rk, 0) > 0)
+		submit_flush_stdout(s);
+}
+
+/* While the main thread waits for input (a slow pipe) it does not poll:
+ * this thread then serves the reports, so results appear as they arrive. */
+void *submit_poller(void *arg)
+{
+	submit *s = arg;
+
+	pthread_setname_np(pthread_self(), "ts-submit-dr");
+	while (!atomic_load(&s->poller_stop)) {
+		if (ts_mono_ms() - atomic_load(&s->main_polled) < 100) {
+			usleep(50 * 1000);
+			continue;
+		}
+		if (rd_kafka_poll(s->rk, 100) > 0)
+			submit_flush_stdout(s);
+	}
+	return NULL;
+}
+
+/* Wait for every outstanding delivery report. The first signal only stopped
+ * the reading; a second gives up on what is still queued (those tasks are
+ * reported undelivered and go to --rejects; one in flight may still have
+ * reached the broker). */
+void submit_drain(submit *s)
+{
+	int purged = 0, announced = 0;
+	int64_t next_note = ts_mono_ms() + 5000;
+
+	if (s->poller_running) {
+		atomic_store(&s->poller_stop, 1);
+		pthread_join(s->poller, NULL);
+		s->poller_running = 0;
+	}
+	while (rd_kafka_outq_len(s->rk) > 0) {
+		if (submit_signals == 1 && !announced) {
+			ts_log_warn("waiting for %d delivery report(s); another SIGINT or SIGTERM gives up on them",
+				    rd_kafka_outq_len(s->rk));
+			announced = 1;
+		}
+		if (submit_signals >= 2 && !purged) {
+			ts_log_warn("second signal: giving up on %d queued task(s)",
+				    rd_kafka_outq_len(s->rk));
+			rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE |
+					      RD_KAFKA_PURGE_F_INFLIGHT);
+			purged = 1;
+		}
+		if (rd_kafka_poll(s->rk, 100) > 0)
+			submit_flush_stdout(s);
+		if (ts_mono_ms() >= next_note) {
+			ts_log_info("waiting for %d delivery report(s)",
+				    rd_kafka_outq_len(s->rk));
+			next_note += 5000;
+		}
+	}
+	submit_flush_stdout(s);
+}
+
+/* ---- producing ----------------------------------------------------------------- */
+
+static inflight *make_inflight(const submit *s, const batch *b,
+			       const entry *e, const char *meta)
+{
+	size_t raw_len = s->rejects_fd < 0 ? 0 : e->raw_len;
+	size_t names = e->id_len + 1u + e->type_len + 1u;
+	inflight *f = malloc(sizeof *f + names + raw_len);
+
+	if (!f)
+		return NULL;
+	f->line = e->line;
+	f->input = b->input;
+	f->id_len = e->id_len;
+	f->type_len = e->type_len;
+	f->raw_len = raw_len;
+	memcpy(f->data, meta, names);
+	if (raw_len)
+		memcpy(f->data + names, b->raw.data + e->raw_off, raw_len);
+	return f;
+}
+
+/* Hand one envelope to librdkafka (which copies it), waiting for room in
+ * its queue. Returns the error of the produce call (0 when queued). */
+static rd_kafka_resp_err_t produce(submit *s, const char *env, size_t len,
+				   const char *key, size_t key_len,
+				   const char *tp, inflight *f)
+{
+	rd_kafka_vu_t vu[6];
+	size_t n = 0;
+	rd_kafka_error_t *error;
+	rd_kafka_resp_err_t err;
+
+	vu[n].vtype = RD_KAFKA_VTYPE_RKT;
+	vu[n++].u.rkt = s->rkt;
+	vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+	vu[n].u.mem.ptr = (void *)env;
+	vu[n++].u.mem.size = len;
+	vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+	vu[n].u.mem.ptr = (void *)key;
+	vu[n++].u.mem.size = key_len;
+	vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+	vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
+	vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+	vu[n++].u.ptr = f;
+	if (tp) {
+		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
+		vu[n].u.header.name = "traceparent";
+		vu[n].u.header.val = tp;
+		vu[n++].u.header.size = (ssize_t)strlen(tp);
+	}
+	for (;;) {
+		error = rd_kafka_produceva(s->rk, vu, n);
+		if (!error)
+			return RD_KAFKA_RESP_ERR_NO_ERROR;
+		err = rd_kafka_error_code(error);
+		rd_kafka_error_destroy(error);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			return err;
+		/* full: serve reports here too until there is room */
+		if (rd_kafka_poll(s->rk, 50) > 0)
+			submit_flush_stdout(s);
+	}
+}
+
+static void deliver_one(submit *s, const batch *b, const entry *e)
+{
+	const char *env = b->out.data + e->out_off;
+	const char *raw = b->raw.data + e->raw_off;
+	const char *meta = env + e->env_len;          /* id, type, key, tp */
+	const char *id = meta, *key, *tp = NULL;
+	size_t key_len;
+	inflight *f;
+	rd_kafka_resp_err_t err;
+
+	if (s->cfg->dry_run) {
+		if (fwrite(env, 1, e->env_len, stdout) != e->env_len ||
+		    putchar('\n') == EOF)
+			submit_stdout_error(s);
+		return;
+	}
+	/* the record key: the input's key, else the taskId */
+	key = meta + e->id_len + 1 + e->type_len + 1;
+	key_len = e->key_len;
+	if (!e->has_key) {
+		key = id;
+		key_len = e->id_len;
+	}
+	if (e->has_tp)
+		tp = meta + e->id_len + 1 + e->type_len + 1 +
+		     (e->has_key ? e->key_len + 1u : 0);
+	if (!(f = make_inflight(s, b, e, meta))) {
+		ts_log_error("%s:%ld: out of memory", s->names[b->input], e->line);
+		submit_note(s, TS_ERR_NOMEM);
+		return;
+	}
+	err = produce(s, env, e->env_len, key, key_len, tp, f);
+	if (!err)
+		return;
+	free(f);
+	if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+		char msg[160];
+
+		snprintf(msg, sizeof msg,
+			 "task is %zu bytes with its key and headers, over the producer's message.max.bytes",
+			 e->env_len);
+		submit_reject(s, b->input, e->line, "", msg, raw, e->raw_len);
+		return;
+	}
+	ts_log_error("%s:%ld: task %.*s not produced: %s", s->names[b->input],
+		     e->line, (int)e->id_len, id, rd_kafka_err2str(err));
+	atomic_fetch_add(&s->failed, 1);
+	submit_note(s, ts_kafka_classify(err));
+	write_reject(s, raw, e->raw_len);
+}
+
+/* Every value of an encoded batch, in input order: errors reported, tasks
+ * produced (or printed with --dry-run). */
+void submit_deliver(submit *s, batch *b)
+{
+	for (int i = 0; i < b->n; i++) {
+		const entry *e = &b->e[i];
+
+		if (e->err == TS_OK) {
+			deliver_one(s, b, e);
+			continue;
+		}
+		const char *field = b->out.data + e->out_off;
+		const char *msg = field + strlen(field) + 1;
+
+		if (e->err == TS_ERR_DATA) {
+			submit_reject(s, b->input, e->line, field, msg,
+				      b->raw.data + e->raw_off, e->raw_len);
+		} else {
+			ts_log_error("%s:%ld: %s", s->names[b->input], e->line, msg);
+			submit_note(s, e->err);
+		}
+	}
+}

@@ -1,0 +1,387 @@
+/* pipeline.c - validate and encode tasks in batches on worker threads,
+ * hand them back in input order.
+ *
+ * Validation and encoding cost more than producing; on a machine with two
+ * or more CPUs they run beside the main thread, which reads and produces.
+ * A batch closes at BATCH_VALUES values or BATCH_BYTES of input; at most
+ * PIPE_BYTES of input (and PIPE_BATCHES batches) are handed over and not
+ * yet produced, so memory does not grow with the input.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "submit.h"
+
+#define BATCH_VALUES 256
+#define BATCH_BYTES ((size_t)128 << 10)
+#define PIPE_BYTES ((size_t)4 << 20)
+#define PIPE_BATCHES 16
+#define MAX_WORKERS 4
+
+/* ---- task ids ------------------------------------------------------------ */
+
+static ts_err next_uuid(idpool *p, char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char *r;
+	char *o = out;
+
+	if (p->used == 0 || p->used + 16 > sizeof p->bytes) {
+		if (ts_random(p->bytes, sizeof p->bytes) != TS_OK)
+			return TS_ERR_INTERNAL;
+		p->used = 0;
+	}
+	r = p->bytes + p->used;
+	p->used += 16;
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[r[i] >> 4];
+		*o++ = hex[r[i] & 0xf];
+	}
+	*o = '\0';
+	explicit_bzero(r, 16);
+	return TS_OK;
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+static void batch_reset(batch *b, int input)
+{
+	ts_buf_reset(&b->raw);
+	ts_buf_reset(&b->out);
+	b->n = 0;
+	b->done = 0;
+	b->next = b->next_todo = NULL;
+	b->input = input;
+}
+
+static void batch_free(batch *b)
+{
+	if (!b)
+		return;
+	ts_buf_free(&b->raw);
+	ts_buf_free(&b->out);
+	free(b->e);
+	free(b);
+}
+
+/* An error's field and reason, kept in b->out. */
+static ts_err keep_error(batch *b, entry *e, ts_err err, const ts_detail *d)
+{
+	e->err = err;
+	e->out_off = b->out.len;
+	if (ts_buf_append(&b->out, d->field, strlen(d->field) + 1) ||
+	    ts_buf_append(&b->out, d->msg, strlen(d->msg) + 1))
+		return TS_ERR_NOMEM;
+	return TS_OK;
+}
+
+ts_err batch_add(batch *b, const char *data, size_t len, long line,
+		 ts_err err, const ts_detail *d)
+{
+	entry *e;
+
+	if (b->n == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 64;
+		entry *grown = realloc(b->e, sizeof *grown * (size_t)cap);
+
+		if (!grown)
+			return TS_ERR_NOMEM;
+		b->e = grown;
+		b->cap = cap;
+	}
+	e = &b->e[b->n];
+	memset(e, 0, sizeof *e);
+	e->line = line;
+	e->raw_off = b->raw.len;
+	e->raw_len = len;
+	if (len && ts_buf_append(&b->raw, data, len))
+		return TS_ERR_NOMEM;
+	if (err && keep_error(b, e, err, d))
+		return TS_ERR_NOMEM;
+	b->n++;
+	return TS_OK;
+}
+
+int batch_full(const batch *b)
+{
+	return b->n >= BATCH_VALUES || b->raw.len >= BATCH_BYTES;
+}
+
+/* Encode one value into b->out: envelope, then the fields the producer
+ * and the delivery report need. */
+static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
+{
+	ts_detail d;
+	ts_task t;
+	ts_err err;
+	size_t mark = b->out.len;
+
+	if (!enc->next_id[0] && next_uuid(&enc->ids, enc->next_id) != TS_OK) {
+		ts_fail(&d, TS_ERR_INTERNAL, NULL, "no randomness for a task id");
+		keep_error(b, e, TS_ERR_INTERNAL, &d);
+		return;
+	}
+	enc->opts.default_id = enc->next_id;
+	err = ts_task_encode(b->raw.data + e->raw_off, e->raw_len, &enc->opts,
+			     &t, &b->out, &d);
+	if (err) {
+		if (!d.msg[0])
+			ts_fail(&d, err, NULL, "%s", ts_strerror(err));
+		keep_error(b, e, err, &d);
+		return;
+	}
+	if (strcmp(t.task_id, enc->next_id) == 0)
+		enc->next_id[0] = '\0'; /* used: take a new one next time */
+	e->out_off = mark;
+	e->env_len = b->out.len - mark;
+	if (e->env_len > s->max_task) {
+		b->out.len = mark;
+		ts_fail(&d, TS_ERR_DATA, NULL,
+			"task is %zu bytes, over the %zu-byte limit (--max-task)",
+			e->env_len, s->max_task);
+		keep_error(b, e, TS_ERR_DATA, &d);
+		goto out;
+	}
+	e->id_len = (unsigned char)strlen(t.task_id);
+	e->type_len = (unsigned char)strlen(t.task_type);
+	e->has_key = t.key != NULL;
+	e->key_len = t.key ? (uint16_t)strlen(t.key) : 0;
+	e->has_tp = t.traceparent != NULL;
+	if (ts_buf_append(&b->out, t.task_id, e->id_len + 1u) ||
+	    ts_buf_append(&b->out, t.task_type, e->type_len + 1u) ||
+	    (t.key && ts_buf_append(&b->out, t.key, e->key_len + 1u)) ||
+	    (t.traceparent &&
+	     ts_buf_append(&b->out, t.traceparent, strlen(t.traceparent) + 1))) {
+		b->out.len = mark;
+		ts_fail(&d, TS_ERR_NOMEM, NULL, "out of memory");
+		keep_error(b, e, TS_ERR_NOMEM, &d);
+	}
+out:
+	ts_task_free(&t);
+}
+
+static void encode_batch(submit *s, encoder *enc, batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->e[i].err == TS_OK)
+			encode_one(s, enc, b, &b->e[i]);
+}
+
+/* ---- the pipeline ------------------------------------------------------------ */
+
+typedef struct worker_arg {
+	submit *s;
+	encoder *enc;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+	worker_arg *wa = arg;
+	submit *s = wa->s;
+	pipeline *p = &s->pipe;
+	encoder *enc = wa->enc;
+
+	free(wa);
+	pthread_setname_np(pthread_self(), "ts-submit-enc");
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		batch *b;
+
+		while (!p->todo && !p->stopping)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (!p->todo)
+			break;
+		b = p->todo;
+		p->todo = b->next_todo;
+		if (!p->todo)
+			p->todo_tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+		encode_batch(s, enc, b);
+		pthread_mutex_lock(&p->lock);
+		b->done = 1;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void encoder_init(const submit *s, encoder *enc)
+{
+	memset(enc, 0, sizeof *enc);
+	enc->opts = s->topts;
+}
+
+/* Workers: one per CPU beyond the first (the main thread reads and
+ * produces), at most MAX_WORKERS; none on one CPU, where everything is
+ * done in line. Returns -1, or an exit status. */
+int pipeline_start(submit *s)
+{
+	pipeline *p = &s->pipe;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int want = cpus > 1 ? (int)(cpus - 1 < MAX_WORKERS ? cpus - 1 : MAX_WORKERS) : 0;
+
+	if (getenv("TS_SUBMIT_WORKERS"))
+		want = atoi(getenv("TS_SUBMIT_WORKERS"));
+
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->started = 1;
+	encoder_init(s, &p->inline_enc);
+	if (want == 0)
+		return -1;
+	p->workers = calloc((size_t)want, sizeof *p->workers);
+	p->encoders = calloc((size_t)want, sizeof *p->encoders);
+	if (!p->workers || !p->encoders) {
+		ts_log_error("out of memory");
+		return ts_err_exit(TS_ERR_NOMEM);
+	}
+	for (int i = 0; i < want; i++) {
+		worker_arg *wa = malloc(sizeof *wa);
+
+		encoder_init(s, &p->encoders[i]);
+		if (!wa) {
+			ts_log_error("out of memory");
+			return ts_err_exit(TS_ERR_NOMEM);
+		}
+		wa->s = s;
+		wa->enc = &p->encoders[i];
+		if (pthread_create(&p->workers[i], NULL, worker_main, wa) != 0) {
+			free(wa);
+			break; /* fewer workers, or none: still correct */
+		}
+		p->nworkers++;
+	}
+	return -1;
+}
+
+batch *pipeline_batch(submit *s, int input)
+{
+	pipeline *p = &s->pipe;
+	batch *b;
+
+	pthread_mutex_lock(&p->lock);
+	b = p->spare;
+	if (b)
+		p->spare = b->next;
+	pthread_mutex_unlock(&p->lock);
+	if (!b && !(b = calloc(1, sizeof *b)))
+		return NULL;
+	batch_reset(b, input);
+	return b;
+}
+
+/* Produce (or print) the batch at the head of the queue, recycle it.
+ * Called with the lock held; drops it meanwhile. */
+static void deliver_head(submit *s)
+{
+	pipeline *p = &s->pipe;
+	batch *b = p->queue;
+
+	p->queue = b->next;
+	if (!p->queue)
+		p->queue_tail = NULL;
+	pthread_mutex_unlock(&p->lock);
+	submit_deliver(s, b);
+	submit_poll(s);
+	pthread_mutex_lock(&p->lock);
+	p->bytes -= b->raw.len;
+	p->batches--;
+	if (b->raw.cap > 2 * BATCH_BYTES || b->out.cap > 8 * BATCH_BYTES) {
+		batch_free(b); /* it held a huge value: give the memory back */
+	} else {
+		b->next = p->spare;
+		p->spare = b;
+	}
+}
+
+void pipeline_submit(submit *s, batch *b)
+{
+	pipeline *p = &s->pipe;
+
+	if (b->n == 0) {
+		pthread_mutex_lock(&p->lock);
+		b->next = p->spare;
+		p->spare = b;
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	if (p->nworkers == 0) {
+		encode_batch(s, &p->inline_enc, b);
+		b->done = 1;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (p->queue_tail)
+		p->queue_tail->next = b;
+	else
+		p->queue = b;
+	p->queue_tail = b;
+	p->bytes += b->raw.len;
+	p->batches++;
+	if (!b->done) {
+		if (p->todo_tail)
+			p->todo_tail->next_todo = b;
+		else
+			p->todo = b;
+		p->todo_tail = b;
+		pthread_cond_signal(&p->work);
+	}
+	/* deliver what is ready; wait while too much is handed over */
+	while (p->queue && (p->queue->done || p->bytes > PIPE_BYTES ||
+			    p->batches > PIPE_BATCHES)) {
+		if (p->queue->done)
+			deliver_head(s);
+		else
+			pthread_cond_wait(&p->done, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pipeline_flush(submit *s)
+{
+	pipeline *p = &s->pipe;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->queue) {
+		if (p->queue->done)
+			deliver_head(s);
+		else
+			pthread_cond_wait(&p->done, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pipeline_stop(submit *s)
+{
+	pipeline *p = &s->pipe;
+	batch *b;
+
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	while ((b = p->queue)) { /* only after an early exit */
+		p->queue = b->next;
+		batch_free(b);
+	}
+	while ((b = p->spare)) {
+		p->spare = b->next;
+		batch_free(b);
+	}
+	free(p->workers);
+	free(p->encoders);
+	p->workers = NULL;
+	p->encoders = NULL;
+	p->nworkers = 0;
+}

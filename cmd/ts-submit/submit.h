@@ -1,0 +1,143 @@
+/* submit.h - ts-submit's parts: reading (main.c), validating and encoding
+ * in batches on worker threads (pipeline.c), producing and delivery
+ * reports (deliver.c).
+ *
+ * Data flow: the main thread splits the input into values and packs them
+ * into batches; workers turn each batch into envelopes (or errors); the
+ * main thread takes the batches back in input order and produces them; a
+ * poller thread serves the delivery reports. Order is kept: tasks are
+ * produced, and their errors reported, in the order they were read.
+ */
+#ifndef TS_SUBMIT_H
+#define TS_SUBMIT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "err.h"
+#include "task.h"
+#include "util.h"
+
+/* What a delivery report needs to know about its task: the one piece of
+ * per-task state kept while it is in flight, freed when the report comes. */
+typedef struct inflight {
+	long line;
+	int input;            /* index into submit.names */
+	unsigned char id_len;
+	unsigned char type_len;
+	size_t raw_len;       /* 0 unless --rejects */
+	char data[];          /* taskId NUL taskType NUL [raw input] */
+} inflight;
+
+/* UUID v4 task ids from kernel randomness fetched 4 KiB at a time: the
+ * same ids as ts_uuid4(), without a system call and a printf per task. */
+typedef struct idpool {
+	unsigned char bytes[4096];
+	size_t used;
+} idpool;
+
+/* One encoding context per thread that encodes. */
+typedef struct encoder {
+	idpool ids;
+	char next_id[37];     /* offered as taskId to the next task */
+	ts_task_opts opts;
+} encoder;
+
+/* One input value and what became of it. */
+typedef struct entry {
+	long line;
+	size_t raw_off, raw_len;  /* the input, in batch.raw */
+	ts_err err;               /* TS_OK: encoded */
+	size_t out_off;           /* in batch.out: the envelope then "id\0type\0
+				   * [key\0][traceparent\0]"; or "field\0msg\0" */
+	size_t env_len;
+	unsigned char id_len, type_len, has_key, has_tp;
+	uint16_t key_len;
+} entry;
+
+typedef struct batch {
+	struct batch *next;       /* in pipeline.queue (input order) */
+	struct batch *next_todo;  /* in pipeline.todo */
+	int input;
+	int done;                 /* encoded (set under pipeline.lock) */
+	ts_buf raw;
+	ts_buf out;
+	entry *e;
+	int n, cap;
+} batch;
+
+typedef struct pipeline {
+	pthread_mutex_t lock;
+	pthread_cond_t work;      /* a batch to encode, or stopping */
+	pthread_cond_t done;      /* a batch was encoded */
+	batch *todo, *todo_tail;  /* for the workers */
+	batch *queue, *queue_tail; /* every batch handed over, in input order */
+	batch *spare;             /* recycled */
+	size_t bytes;             /* input bytes handed over, not delivered */
+	int batches;
+	int started;
+	int stopping;
+	pthread_t *workers;
+	encoder *encoders;
+	int nworkers;
+	encoder inline_enc;       /* when there are no workers */
+} pipeline;
+
+typedef struct submit {
+	ts_config *cfg;
+	ts_task_opts topts;       /* --type, TRACEPARENT */
+	const char **names;       /* input names as printed: "stdin" or the path */
+	int ninputs;
+	size_t max_task;
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	const char *topic;
+	size_t topic_len;
+	int rejects_fd;           /* -1 without --rejects */
+	pipeline pipe;
+	batch *cur;               /* the batch being filled by the reader */
+
+	pthread_t poller;
+	int poller_running;
+	atomic_int poller_stop;
+	atomic_llong main_polled;  /* ts_mono_ms() of the main thread's last poll */
+
+	pthread_mutex_t lock;     /* worst, the rejects file, stdout_failed */
+	ts_err worst;
+	int stdout_failed;
+	atomic_long delivered, failed, invalid;
+} submit;
+
+/* Set by the signal handler: SIGINT/SIGTERM seen so far. */
+extern volatile sig_atomic_t submit_signals;
+
+/* deliver.c */
+void submit_note(submit *s, ts_err err);
+void submit_reject(submit *s, int input, long line, const char *field,
+		   const char *msg, const char *raw, size_t len);
+void submit_stdout_error(submit *s);
+void submit_flush_stdout(submit *s);
+void submit_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			void *opaque);
+void *submit_poller(void *arg);
+void submit_poll(submit *s);
+void submit_deliver(submit *s, batch *b);
+void submit_drain(submit *s);
+
+/* pipeline.c */
+int pipeline_start(submit *s);
+batch *pipeline_batch(submit *s, int input);
+ts_err batch_add(batch *b, const char *data, size_t len, long line,
+		 ts_err err, const ts_detail *d);
+int batch_full(const batch *b);
+void pipeline_submit(submit *s, batch *b);
+void pipeline_flush(submit *s);
+void pipeline_stop(submit *s);
+
+#endif
