@@ -89,7 +89,7 @@ post_is_202() {
 
 @test "SIGTERM with tasks waiting for Kafka: each is answered 202, then exit 0" {
 	start_broker 2
-	start_httpd
+	start_httpd --produce-timeout 60s
 	broker_ctl "rtt 1 1500"
 	sleep 0.5
 	pids=()
@@ -110,6 +110,7 @@ post_is_202() {
 	[ "$rc" -eq 0 ]
 	wait "${pids[@]}"
 	for i in 1 2 3 4; do
+		echo "request $i: $(cat "$BATS_TEST_TMPDIR/code$i") $(cat "$BATS_TEST_TMPDIR/out$i")"
 		[ "$(cat "$BATS_TEST_TMPDIR/code$i")" = 202 ]
 		jq -e --arg id "term-$i" '.taskId == $id' "$BATS_TEST_TMPDIR/out$i"
 	done

@@ -7,6 +7,7 @@
 # HTTPD_PORT, HTTPD_URL (http://127.0.0.1:PORT; https with --tls-cert),
 # HTTPD_PID, HTTPD_LOG (its stdout: the access log), HTTPD_ERR (stderr).
 # HTTPD_CURL_OPTS (an array) is passed to the health check (e.g. --cacert).
+# TS_HTTPD_BIN runs another build (e.g. one with sanitizers).
 start_httpd() {
 	local dir port scheme=http a
 	for a in "$@"; do [[ $a == --tls-cert* ]] && scheme=https; done
@@ -15,7 +16,7 @@ start_httpd() {
 	port=$(free_port)
 	HTTPD_LOG=$dir/access.jsonl
 	HTTPD_ERR=$dir/stderr
-	"$REPO/bin/ts-httpd" --listen "127.0.0.1:$port" "$@" \
+	"${TS_HTTPD_BIN:-$REPO/bin/ts-httpd}" --listen "127.0.0.1:$port" "$@" \
 		</dev/null >"$HTTPD_LOG" 2>"$HTTPD_ERR" 3>&- &
 	HTTPD_PID=$!
 	_helpers_record "$HTTPD_PID" ts-httpd

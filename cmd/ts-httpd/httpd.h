@@ -148,6 +148,7 @@ struct httpd {
 	atomic_llong kafka_ok_ms; /* monotonic time of the last good metadata
 				   * request; 0: never */
 	atomic_int kafka_up;      /* the last metadata request succeeded */
+	atomic_llong kafka_ack_ms; /* monotonic time of the last ack; 0: none */
 	int retry_after_s;        /* Retry-After for 503 from Kafka */
 
 	pthread_mutex_t lock;     /* requests' shared state, the wait list */
@@ -166,6 +167,14 @@ struct httpd {
 	ts_metric *m_tasks;       /* result */
 	ts_metric *m_notify;      /* channel, result */
 	ts_metric *m_kafka_up;
+	ts_series *s_inflight;
+	ts_series *s_requests[ROUTE__COUNT][13]; /* by route and known code */
+	ts_series *s_duration[ROUTE__COUNT];
+
+	pthread_mutex_t log_lock; /* the access log buffer */
+	ts_buf log;
+	int64_t log_since_ms;     /* when its oldest line was added */
+	int log_failed;
 };
 
 /* ---- server.c ---- */
@@ -175,6 +184,9 @@ ts_err httpd_server_start(httpd *h, ts_detail *d);
 /* Stop accepting new connections (closes the listening socket). */
 void httpd_server_quiesce(httpd *h);
 void httpd_server_stop(httpd *h);
+/* Write out the buffered access log: when force, or when its oldest line
+ * is 100 ms old. */
+void httpd_log_flush(httpd *h, int force);
 /* Register the metrics of every part. */
 ts_err httpd_metrics_init(httpd *h, ts_detail *d);
 
@@ -206,7 +218,8 @@ enum MHD_Result tasks_answer(request *r);
 void tasks_free_items(request *r);
 /* Stop the poller, flush what is queued (up to timeout_ms). */
 void tasks_stop(httpd *h, int timeout_ms);
-/* One metadata request; updates kafka_ok_ms and kafka_up. */
+/* Is Kafka reachable? A recent acknowledgement, else one metadata request;
+ * updates kafka_ok_ms and kafka_up. */
 void tasks_check_kafka(httpd *h, int timeout_ms);
 
 /* ---- notify.c ---- */

@@ -164,6 +164,7 @@ static int run(httpd *h)
 
 	raise_fd_limit();
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->log_lock, NULL);
 	if ((err = setup(h, &d)))
 		return fail(err, &d);
 	while (!ts_stop) {
@@ -181,6 +182,8 @@ static void cleanup(httpd *h)
 	httpd_server_stop(h);
 	notify_stop(h);
 	tasks_stop(h, 0);
+	httpd_log_flush(h, 1);
+	ts_buf_free(&h->log);
 	if (h->listen_fd >= 0)
 		close(h->listen_fd);
 	if (h->rkt)
