@@ -324,13 +324,13 @@ static int cmp_name(const void *a, const void *b)
 static ts_err check_unique(const cJSON *p, const char *prefix, ts_detail *d)
 {
 	int n = cJSON_GetArraySize(p), i = 0;
-	const char **names;
+	const char *small[16], **names = small;
 	const cJSON *f;
 	ts_err err = TS_OK;
 
 	if (n < 2)
 		return TS_OK;
-	if (!(names = malloc(sizeof *names * (size_t)n)))
+	if (n > 16 && !(names = malloc(sizeof *names * (size_t)n)))
 		return TS_ERR_NOMEM;
 	cJSON_ArrayForEach(f, p)
 		names[i++] = f->string;
@@ -342,7 +342,8 @@ static ts_err check_unique(const cJSON *p, const char *prefix, ts_detail *d)
 			err = ts_fail(d, TS_ERR_DATA, path, "given twice");
 		}
 	}
-	free(names);
+	if (names != small)
+		free(names);
 	return err;
 }
 
@@ -350,41 +351,51 @@ static ts_err validate_email(const cJSON *p, const char *prefix, ts_detail *d)
 {
 	static const char *const known[] = { "to", "subject", "body", "html",
 					     "cc", "bcc", "from", "replyTo" };
+	enum { TO, SUBJECT, BODY, HTML, CC, BCC, FROM, REPLY_TO, NKNOWN };
+	/* each known field's first occurrence, as
+	 * cJSON_GetObjectItemCaseSensitive would find it, in one pass */
+	const cJSON *field[NKNOWN] = { NULL };
 	char path[160];
 	const cJSON *f;
 	ts_err err;
 
 	cJSON_ArrayForEach(f, p) {
 		size_t i;
-		for (i = 0; i < sizeof known / sizeof known[0]; i++)
+		for (i = 0; i < NKNOWN; i++)
 			if (strcmp(f->string, known[i]) == 0)
 				break;
-		if (i == sizeof known / sizeof known[0]) {
+		if (i == NKNOWN) {
 			path_join(path, sizeof path, prefix, f->string);
 			return ts_fail(d, TS_ERR_DATA, path,
 				       "unknown field (email takes to, subject, body, html, cc, bcc, from, replyTo)");
 		}
+		if (!field[i])
+			field[i] = f;
 	}
 	if ((err = check_unique(p, prefix, d)))
 		return err;
 	path_join(path, sizeof path, prefix, "to");
-	f = cJSON_GetObjectItemCaseSensitive(p, "to");
+	f = field[TO];
 	if (!f)
 		return ts_fail(d, TS_ERR_DATA, path, "required");
 	if ((err = check_address_list(f, path, 1, d)))
 		return err;
-	static const char *const lists[] = { "cc", "bcc", "replyTo" };
+	static const int lists[] = { CC, BCC, REPLY_TO };
 	for (size_t i = 0; i < 3; i++) {
-		f = cJSON_GetObjectItemCaseSensitive(p, lists[i]);
-		path_join(path, sizeof path, prefix, lists[i]);
-		if (f && (err = check_address_list(f, path, 0, d)))
+		f = field[lists[i]];
+		if (!f)
+			continue;
+		path_join(path, sizeof path, prefix, known[lists[i]]);
+		if ((err = check_address_list(f, path, 0, d)))
 			return err;
 	}
-	f = cJSON_GetObjectItemCaseSensitive(p, "from");
-	path_join(path, sizeof path, prefix, "from");
-	if (f && (err = check_address(f, path, 1, d)))
-		return err;
-	f = cJSON_GetObjectItemCaseSensitive(p, "subject");
+	f = field[FROM];
+	if (f) {
+		path_join(path, sizeof path, prefix, "from");
+		if ((err = check_address(f, path, 1, d)))
+			return err;
+	}
+	f = field[SUBJECT];
 	path_join(path, sizeof path, prefix, "subject");
 	if (!f)
 		return ts_fail(d, TS_ERR_DATA, path, "required");
@@ -395,17 +406,19 @@ static ts_err validate_email(const cJSON *p, const char *prefix, ts_detail *d)
 	if (strlen(f->valuestring) > MAX_SUBJECT)
 		return ts_fail(d, TS_ERR_DATA, path,
 			       "longer than %d bytes", MAX_SUBJECT);
-	const cJSON *body = cJSON_GetObjectItemCaseSensitive(p, "body");
-	const cJSON *html = cJSON_GetObjectItemCaseSensitive(p, "html");
+	const cJSON *body = field[BODY];
+	const cJSON *html = field[HTML];
 	path_join(path, sizeof path, prefix, "body");
 	if (!body && !html)
 		return ts_fail(d, TS_ERR_DATA, path,
 			       "required (body and/or html)");
 	if (body && (err = check_string(body, path, d)))
 		return err;
-	path_join(path, sizeof path, prefix, "html");
-	if (html && (err = check_string(html, path, d)))
-		return err;
+	if (html) {
+		path_join(path, sizeof path, prefix, "html");
+		if ((err = check_string(html, path, d)))
+			return err;
+	}
 	return TS_OK;
 }
 
