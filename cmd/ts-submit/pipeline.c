@@ -17,7 +17,7 @@
 
 #define BATCH_VALUES 256
 #define BATCH_BYTES ((size_t)128 << 10)
-#define PIPE_BYTES ((size_t)4 << 20)
+#define PIPE_BYTES ((size_t)2 << 20)
 #define PIPE_BATCHES 16
 #define MAX_WORKERS 4
 
