@@ -150,6 +150,7 @@ struct httpd {
 	atomic_int kafka_up;      /* the last metadata request succeeded */
 	atomic_llong kafka_ack_ms; /* monotonic time of the last ack; 0: none */
 	int retry_after_s;        /* Retry-After for 503 from Kafka */
+	atomic_int fatal;         /* the producer hit a fatal error */
 
 	pthread_mutex_t lock;     /* requests' shared state, the wait list */
 	request *whead, *wtail;

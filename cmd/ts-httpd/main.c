@@ -174,7 +174,7 @@ static int run(httpd *h)
 			nap((int)(next - ts_mono_ms()));
 	}
 	shut_down(h);
-	return 0;
+	return atomic_load(&h->fatal) ? ts_err_exit(TS_ERR_INTERNAL) : 0;
 }
 
 static void cleanup(httpd *h)

@@ -13,6 +13,7 @@
 #include "httpd.h"
 #include "kafka.h"
 #include "log.h"
+#include "tool.h"
 
 static void set_error(item *it, int status, const char *msg,
 		      const char *field)
@@ -65,6 +66,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	if (!it)
 		return;
 	r = it->req;
+	if (m->err == RD_KAFKA_RESP_ERR__FATAL && !atomic_exchange(&h->fatal, 1)) {
+		char why[256];
+		rd_kafka_fatal_error(h->rk, why, sizeof why);
+		/* The idempotent producer cannot go on: stop, so that a
+		 * supervisor starts a fresh one. */
+		ts_log_error("kafka: fatal producer error: %s; shutting down", why);
+		ts_stop = 1;
+	}
 	ts_series_observe(ts_metric_with(h->m_produce),
 			  (double)(httpd_mono_us() - it->produced_us) / 1e6);
 	if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ||
