@@ -29,14 +29,14 @@ static ts_err build_routes(struct worker *w, ts_detail *d)
 		struct route *r = &w->routes[n];
 		if ((err = ts_handler_parse(cfg->handlers.v[i], &r->handler, d)))
 			return err;
-		for (size_t j = 0; j < n; j++)
+		w->nroutes = ++n; /* freed by teardown from here on */
+		for (size_t j = 0; j + 1 < n; j++)
 			if (strcmp(w->routes[j].type, r->handler.type) == 0)
 				return ts_fail(d, TS_ERR_CONFIG, NULL,
 					       "--handler %s given twice",
 					       r->handler.type);
 		strcpy(r->type, r->handler.type);
 		r->kind = ROUTE_HANDLER;
-		n++;
 	}
 	for (int c = 0; c < 2; c++) {
 		const char *type = c ? "sms" : "email";
@@ -131,6 +131,18 @@ static void teardown(struct worker *w)
 		pool_stop(w, pool_running(w) == 0);
 	dlq_close(w);
 	ts_metrics_server_stop(w->metrics_srv);
+	ts_metrics_free(w->metrics);
+	for (size_t i = 0; i < w->nparts; i++) {
+		struct part *p = w->parts[i];
+		if (!p)
+			continue;
+		sched_free_part_chains(p);
+		free(p->buckets);
+		ts_offsets_free(&p->offs);
+		free(p);
+	}
+	free(w->parts);
+	free(w->heap);
 	for (size_t i = 0; i < w->nroutes; i++)
 		ts_handler_free(&w->routes[i].handler);
 	free(w->routes);
