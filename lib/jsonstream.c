@@ -110,6 +110,24 @@ static int emit(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 	return TS_OK;
 }
 
+/* The current value broke off before s->scan (see scan_container). */
+static int cut_off(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
+{
+	long next_line = s->line;
+	int skipped = s->skipping;
+
+	emit(s, v, d);
+	if (skipped)
+		return ts_fail(d, TS_ERR_DATA, NULL,
+			       "value larger than %zu bytes", s->max_value);
+	if (v->line == next_line)
+		return ts_fail(d, TS_ERR_DATA, NULL,
+			       "truncated: a string runs into the end of the line");
+	return ts_fail(d, TS_ERR_DATA, NULL,
+		       "truncated: this value is still open where line %ld starts a new one",
+		       next_line);
+}
+
 /* After an error: drop everything up to the end of the line. */
 static int skip_line(ts_jsonstream *s)
 {
@@ -174,7 +192,12 @@ static int step(ts_jsonstream *s, char c)
 /* step() over every buffered byte of an object or array (nearly every
  * value), with the state in locals and runs of plain string bytes skipped
  * in one go. Returns 1 when the value ended (s->scan is just past its
- * closing bracket), 0 when the buffer ran out first. */
+ * closing bracket), 0 when the buffer ran out first, and 2 when the value
+ * was cut off: a raw line feed inside a string (never valid JSON), or a
+ * '{' at the very start of a line while the value is still open (no
+ * pretty-printer puts a nested object there; a new task line does).
+ * s->scan is then where the next value may start, so one broken line does
+ * not swallow the tasks after it. */
 /* Bytes that end a run of plain string content: quote, backslash, LF. */
 static const unsigned char string_stop[256] = {
 	['"'] = 1, ['\\'] = 1, ['\n'] = 1,
@@ -189,8 +212,15 @@ static int scan_container(ts_jsonstream *s)
 	long line = s->line;
 
 	while (i < n && !done) {
-		char c = data[i++];
+		char c = data[i];
 
+		if ((c == '\n' && in_string) ||
+		    (c == '{' && !in_string && i > s->start &&
+		     data[i - 1] == '\n')) {
+			done = 2;
+			break;
+		}
+		i++;
 		if (c == '\n')
 			line++;
 		if (in_string) {
@@ -274,6 +304,9 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 		}
 		if (!s->scalar) {
 			int end = scan_container(s);
+
+			if (end == 2)
+				return cut_off(s, v, d);
 
 			if (s->max_value && s->scan - s->start > s->max_value) {
 				s->skipping = 1;

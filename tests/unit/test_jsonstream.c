@@ -331,6 +331,37 @@ static void test_truncated(void **state)
 	items_free(&it);
 }
 
+/* A cut-off line must not swallow the tasks after it. */
+static void test_cut_off_line_resyncs(void **state)
+{
+	items it;
+
+	(void)state;
+	/* an object left open, then a new task at the start of a line */
+	SPLIT("{\"a\":1}\n{\"b\":{\"c\":2}\n{\"d\":3}\n{\"e\":4}\n", 0, &it);
+	assert_int_equal(it.n, 4);
+	want_value(&it, 0, "{\"a\":1}", 1);
+	want_error(&it, 1, 2, "still open where line 3 starts");
+	assert_string_equal(it.v[1].data, "{\"b\":{\"c\":2}\n");
+	want_value(&it, 2, "{\"d\":3}", 3);
+	want_value(&it, 3, "{\"e\":4}", 4);
+	items_free(&it);
+
+	/* a string left open runs into the end of its line */
+	SPLIT("{\"a\":\"x}\n{\"d\":3}\n", 0, &it);
+	assert_int_equal(it.n, 2);
+	want_error(&it, 0, 1, "string runs into the end of the line");
+	want_value(&it, 1, "{\"d\":3}", 2);
+	items_free(&it);
+
+	/* nested objects indented as pretty-printers do are one value */
+	SPLIT("{\n  \"a\": {\n    \"b\": 1\n  }\n}\n{\"c\":2}", 0, &it);
+	assert_int_equal(it.n, 2);
+	want_value(&it, 0, "{\n  \"a\": {\n    \"b\": 1\n  }\n}", 1);
+	want_value(&it, 1, "{\"c\":2}", 6);
+	items_free(&it);
+}
+
 static void test_max_value(void **state)
 {
 	items it;
@@ -685,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_scalars),
 		cmocka_unit_test(test_stray_closer),
 		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_cut_off_line_resyncs),
 		cmocka_unit_test(test_max_value),
 		cmocka_unit_test(test_value_across_chunks),
 		cmocka_unit_test(test_stray_closer_at_chunk_end),
