@@ -363,3 +363,51 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	[ "$output" -eq 70 ]
 	grep -q '^ts-submit: stdout: Broken pipe; reading no more input$' "$IN/err"
 }
+
+@test "the same results with no encoding thread and with several (TS_SUBMIT_WORKERS)" {
+	for i in $(seq 1 700); do
+		if ((i % 50 == 0)); then printf '{"taskType":"email","payload":{"to":"bad"},"taskId":"t%d"}\n' "$i"
+		else printf '{"taskId":"t%d","taskType":"x","payload":{"i":%d},"createdAt":"2026-01-01T00:00:00Z"}\n' "$i" "$i"; fi
+	done >"$IN/in"
+	TS_SUBMIT_WORKERS=0 submit --dry-run
+	[ "$status" -eq 65 ]
+	none_out=$out none_err=$stderr
+	[ "${#lines[@]}" -eq 686 ]
+	TS_SUBMIT_WORKERS=3 submit --dry-run
+	[ "$status" -eq 65 ]
+	[ "$out" = "$none_out" ]
+	[ "$stderr" = "$none_err" ]
+	[ "$(grep -c 'payload.to: not an email address' <<<"$stderr")" -eq 14 ]
+	# errors come in input order, and so do the envelopes
+	[ "$(head -n1 <<<"$stderr")" = "ts-submit: stdin:50: payload.to: not an email address" ]
+	[ "$(jq -r .taskId <<<"$out" | head -n2 | paste -sd,)" = "t1,t2" ]
+	TS_SUBMIT_WORKERS=0 submit
+	[ "$status" -eq 65 ]
+	records=$(consume "$TS_TOPIC" 686)
+	[ "$(jq -r .key <<<"$records" | sort -u | wc -l)" -eq 686 ]
+	TS_SUBMIT_WORKERS=lots submit
+	[ "$status" -eq 78 ]
+	[[ $stderr == "ts-submit: TS_SUBMIT_WORKERS: "* ]]
+}
+
+@test "memory does not grow with the input: 200,000 tasks peak like 20,000, under 64 MB" {
+	awk 'BEGIN { for (i = 1; i <= 200000; i++)
+		printf "{\"taskType\":\"email\",\"payload\":{\"to\":\"u%d@example.com\",\"subject\":\"s %d\",\"body\":\"b\"}}\n", i, i }' >"$IN/big"
+	head -n 20000 "$IN/big" >"$IN/small"
+	rss() { # FILE [ARGS] -> peak RSS in KiB of a full run
+		/usr/bin/time -f '%M' -o "$IN/rss" timeout 120 ts-submit "$@" >"$IN/out" 2>"$IN/err"
+		[ "$(wc -l <"$IN/out")" -eq "$(wc -l <"$1")" ]
+		cat "$IN/rss"
+	}
+	small=$(rss "$IN/small")
+	big=$(rss "$IN/big")
+	echo "peak RSS: $small KiB for 20000 tasks, $big KiB for 200000"
+	((big < 64 * 1024))
+	# librdkafka may hold up to 50,000 unacknowledged messages
+	((big < small + 24 * 1024))
+	# without Kafka, nothing but the batches being encoded
+	small=$(rss "$IN/small" --dry-run)
+	big=$(rss "$IN/big" --dry-run)
+	echo "--dry-run peak RSS: $small KiB for 20000 tasks, $big KiB for 200000"
+	((big < small + 4 * 1024))
+}

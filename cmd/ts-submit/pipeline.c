@@ -220,15 +220,25 @@ static void encoder_init(const submit *s, encoder *enc)
 
 /* Workers: one per CPU beyond the first (the main thread reads and
  * produces), at most MAX_WORKERS; none on one CPU, where everything is
- * done in line. Returns -1, or an exit status. */
+ * done in line. TS_SUBMIT_WORKERS overrides the count (0-64). Returns -1,
+ * or an exit status. */
 int pipeline_start(submit *s)
 {
 	pipeline *p = &s->pipe;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int want = cpus > 1 ? (int)(cpus - 1 < MAX_WORKERS ? cpus - 1 : MAX_WORKERS) : 0;
 
-	if (getenv("TS_SUBMIT_WORKERS"))
-		want = atoi(getenv("TS_SUBMIT_WORKERS"));
+	const char *env = getenv("TS_SUBMIT_WORKERS");
+	ts_detail d;
+	int64_t n;
+
+	if (env && *env) { /* a tuning knob, and a way to test both paths */
+		if (ts_parse_int(env, 0, 64, &n, &d) != TS_OK) {
+			ts_log_error("TS_SUBMIT_WORKERS: %s", d.msg);
+			return ts_err_exit(TS_ERR_CONFIG);
+		}
+		want = (int)n;
+	}
 
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
