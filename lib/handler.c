@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "classify.h"
@@ -268,6 +269,29 @@ static void drain_fd(int *fd, ts_buf *b)
 	}
 }
 
+/* write(2) to a pipe whose reader may be gone, without a SIGPIPE even
+ * when the caller has not ignored it: the signal is blocked in this thread
+ * for the call and taken back if the write raised it. */
+static ssize_t write_nosig(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old;
+	ssize_t n;
+	int saved;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	n = write(fd, buf, len);
+	saved = errno;
+	if (n < 0 && saved == EPIPE && !sigismember(&old, SIGPIPE)) {
+		const struct timespec zero = { 0, 0 };
+		sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return n;
+}
+
 struct child {
 	pid_t pid;
 	int pidfd;
@@ -414,8 +438,8 @@ static int supervise(struct child *ch, const ts_handler_call *c,
 		if (poll(pfd, (nfds_t)nfds, timeout) < 0 && errno != EINTR)
 			break;
 		if (ch->in >= 0) {
-			ssize_t n = write(ch->in, c->body + written,
-					  c->len - written);
+			ssize_t n = write_nosig(ch->in, c->body + written,
+						c->len - written);
 			if (n > 0)
 				written += (size_t)n;
 			else if (n < 0 && errno != EAGAIN && errno != EINTR)

@@ -330,6 +330,27 @@ email_task() { # ID TO SUBJECT BODY
 	awk '/^start/ {open++; if (open > max) max = open} /^end/ {open--} END {exit !(max >= 2)}' "$log"
 }
 
+@test "--order partition: one task at a time per partition, in offset order, whatever the keys" {
+	start_broker 1
+	log=$BATS_TEST_TMPDIR/order.log
+	h=$BATS_TEST_TMPDIR/one.sh
+	cat >"$h" <<-EOF
+		#!/bin/sh
+		echo "start \$TS_TASK_ID" >>"$log"
+		sleep 0.05
+		echo "end \$TS_TASK_ID" >>"$log"
+	EOF
+	chmod +x "$h"
+	for n in 1 2 3 4 5 6 7 8; do
+		echo "{\"taskId\":\"p-$n\",\"taskType\":\"one\",\"payload\":{}}"
+	done >"$BATS_TEST_TMPDIR/t.jsonl"
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	run_worker --handler "one=$h" --concurrency 8 --order partition
+	[ "$WORKER_STATUS" = 0 ] || { show_worker; false; }
+	want=$(for n in 1 2 3 4 5 6 7 8; do printf 'start p-%s end p-%s ' "$n" "$n"; done)
+	[ "$(tr '\n' ' ' <"$log")" = "$want" ]
+}
+
 @test "kill -9 mid-run, then a restart: every task is delivered at least once" {
 	start_broker 4
 	done_file=$BATS_TEST_TMPDIR/done.txt
