@@ -199,6 +199,9 @@ enum MHD_Result httpd_answer_ex(request *r, unsigned status, ts_buf *body,
 				int retry_after_s);
 enum MHD_Result httpd_answer_error(request *r, unsigned status,
 				   const char *msg, const char *field);
+/* Append a decimal integer, or a plain string, to b (no printf). */
+ts_err httpd_append_int(ts_buf *b, long long v);
+ts_err httpd_append(ts_buf *b, const char *s);
 /* Append s as a JSON string (with quotes) to b; NULL as null. */
 ts_err httpd_json_str(ts_buf *b, const char *s);
 

@@ -60,6 +60,25 @@ ts_err httpd_json_str(ts_buf *b, const char *s)
 	return ts_buf_append(b, "\"", 1);
 }
 
+ts_err httpd_append_int(ts_buf *b, long long v)
+{
+	char digits[24], *p = digits + sizeof digits;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
+				       (unsigned long long)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10));
+	if (v < 0)
+		*--p = '-';
+	return ts_buf_append(b, p, (size_t)(digits + sizeof digits - p));
+}
+
+ts_err httpd_append(ts_buf *b, const char *s)
+{
+	return ts_buf_append(b, s, strlen(s));
+}
+
 /* ---- request life ---- */
 
 static void request_free(request *r)
@@ -527,39 +546,54 @@ void httpd_log_flush(httpd *h, int force)
 	pthread_mutex_unlock(&h->log_lock);
 }
 
-/* One JSON line on stdout per request; never a header value. */
-static void access_log(request *r, double ms)
+/* One JSON line on stdout per request; never a header value. Built
+ * without printf: this runs for every request. */
+static void access_log(request *r, int64_t us)
 {
 	httpd *h = r->h;
-	char line[1024], remote[64];
-	int n;
+	ts_buf *b = &h->log;
+	char remote[64], frac[4];
 
 	client_addr(r->conn, remote, sizeof remote);
-	n = snprintf(line, sizeof line, "\",\"remote\":\"%s\",\"method\":", remote);
+	frac[0] = (char)('0' + us / 100 % 10);
+	frac[1] = (char)('0' + us / 10 % 10);
+	frac[2] = (char)('0' + us % 10);
+	frac[3] = '\0';
 	pthread_mutex_lock(&h->log_lock);
-	if (!h->log.len)
+	if (!b->len)
 		h->log_since_ms = ts_mono_ms();
-	/* The time first: formatted into the buffer directly. */
-	ts_buf_append(&h->log, "{\"time\":\"", 9);
-	if (!ts_buf_reserve(&h->log, 40)) {
-		ts_now_rfc3339(h->log.data + h->log.len, 40);
-		h->log.len += strlen(h->log.data + h->log.len);
+	httpd_append(b, "{\"time\":\"");
+	if (!ts_buf_reserve(b, 40)) {
+		ts_now_rfc3339(b->data + b->len, 40);
+		b->len += strlen(b->data + b->len);
 	}
-	ts_buf_append(&h->log, line, (size_t)n);
-	httpd_json_str(&h->log, r->method);
-	ts_buf_append(&h->log, ",\"path\":", 8);
-	httpd_json_str(&h->log, r->path);
-	n = snprintf(line, sizeof line, ",\"status\":%u,\"bytes\":%zu,\"ms\":%.3f",
-		     r->status, r->bytes, ms);
-	ts_buf_append(&h->log, line, (size_t)n);
-	if (r->route == ROUTE_TASKS && r->nitems == 1 && r->items[0].task_id[0])
-		ts_buf_appendf(&h->log, ",\"taskId\":\"%s\"", r->items[0].task_id);
-	else if (r->route == ROUTE_TASKS && r->ndjson && r->nitems)
-		ts_buf_appendf(&h->log, ",\"tasks\":%zu", r->nitems);
+	httpd_append(b, "\",\"remote\":\"");
+	httpd_append(b, remote);
+	httpd_append(b, "\",\"method\":");
+	httpd_json_str(b, r->method);
+	httpd_append(b, ",\"path\":");
+	httpd_json_str(b, r->path);
+	httpd_append(b, ",\"status\":");
+	httpd_append_int(b, r->status);
+	httpd_append(b, ",\"bytes\":");
+	httpd_append_int(b, (long long)r->bytes);
+	httpd_append(b, ",\"ms\":");
+	httpd_append_int(b, us / 1000);
+	httpd_append(b, ".");
+	httpd_append(b, frac);
+	if (r->route == ROUTE_TASKS && r->nitems == 1 && r->items[0].task_id[0]) {
+		/* taskIds are of a JSON-safe alphabet (validated) */
+		httpd_append(b, ",\"taskId\":\"");
+		httpd_append(b, r->items[0].task_id);
+		httpd_append(b, "\"");
+	} else if (r->route == ROUTE_TASKS && r->ndjson && r->nitems) {
+		httpd_append(b, ",\"tasks\":");
+		httpd_append_int(b, (long long)r->nitems);
+	}
 	if (r->aborted)
-		ts_buf_append(&h->log, ",\"aborted\":true", 15);
-	ts_buf_append(&h->log, "}\n", 2);
-	if (h->log.len >= LOG_FLUSH_BYTES)
+		httpd_append(b, ",\"aborted\":true");
+	httpd_append(b, "}\n");
+	if (b->len >= LOG_FLUSH_BYTES)
 		log_write(h);
 	pthread_mutex_unlock(&h->log_lock);
 }
@@ -575,6 +609,8 @@ static ts_series *requests_series(httpd *h, enum route route, unsigned status)
 	for (i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		if (codes[i] == status)
 			break;
+	if (i < sizeof codes / sizeof codes[0] && h->s_requests[route][i])
+		return h->s_requests[route][i];
 	snprintf(code, sizeof code, "%u", status);
 	if (i == sizeof codes / sizeof codes[0])
 		return ts_metric_with(h->m_requests, route_names[route], code);
@@ -589,6 +625,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 {
 	httpd *h = cls;
 	request *r = *state;
+	int64_t us;
 	double secs;
 
 	(void)c;
@@ -600,8 +637,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 		r->aborted = 1;
 	if (r->phase != PHASE_ANSWERED)
 		r->status = 0;
-	secs = (double)(httpd_mono_us() - r->start_us) / 1e6;
-	access_log(r, secs * 1000.0);
+	us = httpd_mono_us() - r->start_us;
+	secs = (double)us / 1e6;
+	access_log(r, us);
 	ts_series_inc(requests_series(h, r->route, r->status));
 	if (!h->s_duration[r->route])
 		h->s_duration[r->route] = ts_metric_with(h->m_duration,

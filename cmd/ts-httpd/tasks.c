@@ -262,7 +262,7 @@ static int prepare(request *r, item *it, const char *data, size_t len,
 			  err == TS_ERR_DATA ? d.field : NULL);
 		return 0;
 	}
-	snprintf(it->task_id, sizeof it->task_id, "%s", t->task_id);
+	memcpy(it->task_id, t->task_id, sizeof it->task_id);
 	if (r->idem_key && strcmp(t->task_id, r->idem_key) != 0) {
 		set_error(it, 400, "differs from the taskId in the body",
 			  "Idempotency-Key");
@@ -475,12 +475,19 @@ static ts_err item_fields(ts_buf *b, const httpd *h, const item *it)
 {
 	ts_err err;
 
-	if (it->status == 202)
-		return ts_buf_appendf(b,
-			"\"message\":\"task accepted\",\"taskId\":\"%s\","
-			"\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld",
-			it->task_id, h->topic, (int)it->partition,
-			(long long)it->offset);
+	/* taskIds and topic names are of JSON-safe alphabets (validated by
+	 * lib/task and by Kafka), so they need no escaping. */
+	if (it->status == 202) {
+		if ((err = httpd_append(b, "\"message\":\"task accepted\",\"taskId\":\"")) ||
+		    (err = httpd_append(b, it->task_id)) ||
+		    (err = httpd_append(b, "\",\"topic\":\"")) ||
+		    (err = httpd_append(b, h->topic)) ||
+		    (err = httpd_append(b, "\",\"partition\":")) ||
+		    (err = httpd_append_int(b, it->partition)) ||
+		    (err = httpd_append(b, ",\"offset\":")))
+			return err;
+		return httpd_append_int(b, (long long)it->offset);
+	}
 	if ((err = ts_buf_append(b, "\"error\":", 8)) ||
 	    (err = httpd_json_str(b, it->error)) ||
 	    (err = ts_buf_append(b, ",\"field\":", 9)) ||
