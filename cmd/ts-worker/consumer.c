@@ -432,23 +432,45 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* Flow control. librdkafka 2.0.2 acts on a pause, a resume or a full
  * prefetch queue only at its broker thread's next one-second tick, and a
- * pause drops what it had prefetched. So in the common case (deliveries
- * keep up) ts-worker does not pause at all: when it holds its bound of
- * tasks it simply stops taking messages, they wait in librdkafka's own
- * bounded queue (queued.max.messages.kbytes, shared by all partitions),
- * and taking resumes the moment tasks finish. Only when it has been full
- * for FULL_PAUSE_MS (slow deliveries) does it pause the partitions that
- * hold more than their share (all of them when none does), so that the
- * events behind those messages in the queue (a rebalance) are served and
- * the other partitions go on, within twice the bound. A paused partition
- * resumes once it and the total are below half. */
+ * pause drops what it had prefetched. So in the common case ts-worker does
+ * not pause at all: when it holds its bound of tasks it simply stops
+ * taking messages, they wait in librdkafka's own bounded queue
+ * (queued.max.messages.kbytes, shared by all partitions), and taking
+ * resumes the moment tasks finish.
+ *
+ * That queue also carries the consumer's events (a rebalance) behind the
+ * messages. When deliveries are slow, what is queued would take more than
+ * QUEUE_WAIT_MAX_S to work through at the rate tasks are being taken, and
+ * that lasts for FULL_PAUSE_MS, ts-worker pauses the partitions holding
+ * more than their share (every one when none does): their queued messages
+ * are dropped (they are read again later), the events come through, and
+ * the other partitions go on, within twice the bound (level 1). If that
+ * is still not enough a second later, it pauses all (level 2). A paused
+ * partition resumes once it and the total are below half. */
+static void list_ids(const rd_kafka_topic_partition_list_t *l, char *buf,
+		     size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < l->cnt && o + 12 < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%d", i ? "," : "",
+				      l->elems[i].partition);
+}
+
 #define FULL_PAUSE_MS 1000
+#define QUEUE_WAIT_MAX_S 2.0
 
 static void pause_list(struct worker *w, rd_kafka_topic_partition_list_t *l,
 		       int pause)
 {
+	char ids[256];
+
 	if (!l)
 		return;
+	list_ids(l, ids, sizeof ids);
+	ts_log_debug("%s partitions %s (holding %zu tasks)",
+		     pause ? "pausing" : "resuming", ids, w->held);
 	if (pause)
 		rd_kafka_pause_partitions(w->rk, l);
 	else
@@ -493,17 +515,35 @@ static void pause_hogs(struct worker *w, int all)
 	pause_list(w, l, 1);
 }
 
+/* Tasks taken per second over the last second or so. */
+static double intake_rate(struct worker *w, int64_t now)
+{
+	if (now - w->rate_t0 >= 1000) {
+		w->rate = (double)w->taken * 1000.0 / (double)(now - w->rate_t0);
+		w->taken = 0;
+		w->rate_t0 = now;
+	}
+	return w->rate;
+}
+
 static void flow(struct worker *w, int64_t now)
 {
 	rd_kafka_topic_partition_list_t *resume = NULL;
 	size_t bound = w->hold_total_high * (w->flow_level ? 2 : 1);
+	double rate = intake_rate(w, now);
+	int backed_up;
 
 	if (w->stopping) {
 		pause_hogs(w, 1);
 		w->flow_level = 2;
 		return;
 	}
-	if (w->held >= bound && w->flow_level < 2) {
+	/* holding (nearly) the bound, and the queue ahead of any new event
+	 * would take too long to get through */
+	backed_up = w->held >= bound - bound / 8 &&
+		    (double)rd_kafka_queue_length(w->cq) >
+			    (rate < 1 ? 1 : rate) * QUEUE_WAIT_MAX_S;
+	if (backed_up && w->flow_level < 2) {
 		if (!w->full_since) {
 			w->full_since = now;
 		} else if (now - w->full_since >= FULL_PAUSE_MS) {
@@ -511,7 +551,7 @@ static void flow(struct worker *w, int64_t now)
 			pause_hogs(w, w->flow_level == 2);
 			w->full_since = 0;
 		}
-	} else if (w->held < bound) {
+	} else if (!backed_up) {
 		w->full_since = 0;
 	}
 	if (w->flow_level && w->held <= w->hold_total_high / 2)
@@ -563,16 +603,6 @@ static void serve_side(struct worker *w, int timeout_ms)
 
 /* ---- rebalance ------------------------------------------------------------ */
 
-static void list_ids(const rd_kafka_topic_partition_list_t *l, char *buf,
-		     size_t size)
-{
-	size_t o = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < l->cnt && o + 12 < size; i++)
-		o += (size_t)snprintf(buf + o, size - o, "%s%d", i ? "," : "",
-				      l->elems[i].partition);
-}
 
 static void assign_parts(struct worker *w, rd_kafka_topic_partition_list_t *l)
 {
@@ -623,6 +653,7 @@ static void revoke_parts(struct worker *w, rd_kafka_topic_partition_list_t *l,
 			 int lost)
 {
 	int32_t *ids = calloc((size_t)l->cnt + 1, sizeof *ids);
+	rd_kafka_topic_partition_list_t *resume = NULL;
 	size_t n = 0, left;
 	int64_t deadline;
 	char names[256];
@@ -655,12 +686,18 @@ static void revoke_parts(struct worker *w, rd_kafka_topic_partition_list_t *l,
 	for (size_t i = 0; i < n; i++) {
 		struct part *p = part_get(w, ids[i], 0);
 		sched_drop_part(w, p, 1);
+		/* librdkafka keeps a partition's pause across an unassign and
+		 * the next assign: undo ours before letting it go */
+		if (p->paused) {
+			list_add(w, &resume, p);
+			p->paused = 0;
+		}
 		p->assigned = 0;
 		p->draining = 0;
-		p->paused = 0;
 		ts_offsets_reset(&p->offs);
 		w->assigned_count--;
 	}
+	pause_list(w, resume, 0);
 	ts_series_set(ts_metric_with(w->m_assigned), (double)w->assigned_count);
 	list_ids(l, names, sizeof names);
 	if (left)
@@ -808,6 +845,7 @@ static void serve_consumer(struct worker *w, int woken)
 		}
 		intake(w, m);
 		rd_kafka_message_destroy(m);
+		w->taken++;
 		if (++n >= INTAKE_BURST)
 			return;
 	}

@@ -163,6 +163,9 @@ struct worker {
 	int consumer_more;         /* the consumer queue may hold more */
 	int64_t full_since;        /* holding the bound since (mono ms), 0 */
 	int flow_level;            /* 0, 1: hogs paused, 2: all paused */
+	size_t taken;              /* messages taken since rate_t0 */
+	int64_t rate_t0;
+	double rate;               /* messages taken per second */
 	int fatal;                 /* exit status of a fatal error, or 0 */
 	volatile int brokers_down;
 	int stdout_failed;
