@@ -189,6 +189,11 @@ static int step(ts_jsonstream *s, char c)
 	return 0;
 }
 
+/* Bytes that end a run of plain string content: quote, backslash, LF. */
+static const unsigned char string_stop[256] = {
+	['"'] = 1, ['\\'] = 1, ['\n'] = 1,
+};
+
 /* step() over every buffered byte of an object or array (nearly every
  * value), with the state in locals and runs of plain string bytes skipped
  * in one go. Returns 1 when the value ended (s->scan is just past its
@@ -198,11 +203,6 @@ static int step(ts_jsonstream *s, char c)
  * pretty-printer puts a nested object there; a new task line does).
  * s->scan is then where the next value may start, so one broken line does
  * not swallow the tasks after it. */
-/* Bytes that end a run of plain string content: quote, backslash, LF. */
-static const unsigned char string_stop[256] = {
-	['"'] = 1, ['\\'] = 1, ['\n'] = 1,
-};
-
 static int scan_container(ts_jsonstream *s)
 {
 	const char *data = s->buf.data;
