@@ -118,6 +118,10 @@ ts_err ts_kafka_producer(const ts_config *cfg, const char *const *extra,
 		"acks", "all",
 		"enable.idempotence", "true",
 		"linger.ms", "5",
+		/* The Java client's partitioner: a key lands on the same
+		 * partition whether a Spring producer or TaskStream wrote it,
+		 * so per-key order holds across both. */
+		"partitioner", "murmur2_random",
 		NULL,
 	};
 	const char *all[64];

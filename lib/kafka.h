@@ -1,7 +1,8 @@
 /* kafka.h - librdkafka handles built from a ts_config.
  *
  * Producer defaults (DESIGN.md): acks=all, enable.idempotence=true,
- * linger.ms=5. Consumer defaults: auto.offset.reset=earliest,
+ * linger.ms=5, and partitioner=murmur2_random (the Java client's, so keys map
+ * to the same partitions as a Spring producer's). Consumer defaults: auto.offset.reset=earliest,
  * enable.auto.commit=false. The user's -F file and -X properties are applied
  * after the defaults, in command-line order, so they override them.
  */
