@@ -30,6 +30,9 @@ verify_unit() {
 		grep -q '^ProtectSystem=strict$' "$u"
 		grep -q '^CapabilityBoundingSet=$' "$u"
 		grep -q '^Environment=TS_CONFIG=/etc/taskstream/' "$u"
-		! grep -Eiq 'ExecStart=.*(password|token|authkey)' "$u"
+		if grep -Eiq 'ExecStart=.*(password|token|authkey)' "$u"; then
+			echo "$u: a secret on the command line" >&2
+			false
+		fi
 	done
 }

@@ -16,6 +16,7 @@ load helpers
 	[[ "$output" == *"ts-error-class = unknown-task-type"* ]]
 	[[ "$output" == *"taskstream_worker_tasks_delivered_total"* ]]
 	# nothing of the demo is left running
-	! pgrep -f "$dir" >/dev/null
+	run pgrep -f "$dir"
+	[ "$status" -eq 1 ]
 	rm -rf "$dir"
 }
