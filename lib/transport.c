@@ -412,6 +412,18 @@ static ts_err open_api(ts_transport *t, const ts_url *u, const ts_config *cfg,
 	ts_buf_free(&base);
 	if (err)
 		return err;
+	/* A ts-httpd with --token-file wants "Authorization: Bearer TOKEN". */
+	char *token;
+	if ((err = load_secret(NULL, "TS_API_TOKEN", &token, d)))
+		return err;
+	if (token) {
+		t->secret = malloc(strlen(token) + 24);
+		if (t->secret)
+			sprintf(t->secret, "Authorization: Bearer %s", token);
+		ts_free_secret(token);
+		if (!t->secret)
+			return TS_ERR_NOMEM;
+	}
 	if (insecure)
 		ts_log_warn("%s: insecure=1: TLS certificates are NOT verified",
 			    t->describe);
@@ -874,10 +886,12 @@ static void send_api(ts_transport *t, const cJSON *payload, ts_send_result *r)
 		set_result(r, TS_ERR_TRANSIENT, 0, "out of memory");
 		return;
 	}
+	const char *headers[] = { t->secret, NULL };
 	req = (ts_http_request){ .url = t->endpoint,
 				 .content_type = "application/json",
 				 .body = json,
-				 .body_len = strlen(json) };
+				 .body_len = strlen(json),
+				 .headers = t->secret ? headers : NULL };
 	err = ts_http_post(t->http, &req, &rep);
 	if (http_failed(t->endpoint, err, &rep, r))
 		goto out;
