@@ -115,3 +115,18 @@ void ts_log(ts_log_level level, const char *fmt, ...)
 	}
 	write_all(line, (size_t)n);
 }
+
+void ts_logv(ts_log_level level, const char *prefix, const char *fmt,
+	     va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (level > log_level)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	ts_log(level, "%s: %s", prefix, msg);
+}

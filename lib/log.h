@@ -9,6 +9,8 @@
 #ifndef TS_LOG_H
 #define TS_LOG_H
 
+#include <stdarg.h>
+
 typedef enum ts_log_level {
 	TS_LOG_ERROR = 0,
 	TS_LOG_WARN = 1,
@@ -32,6 +34,12 @@ const char *ts_log_tool(void);
 
 void ts_log(ts_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Log a message that arrives as a format and va_list from a library
+ * callback (libmicrohttpd's MHD_OPTION_EXTERNAL_LOGGER, say), as
+ * "prefix: message", with its trailing line ends dropped. */
+void ts_logv(ts_log_level level, const char *prefix, const char *fmt,
+	     va_list ap) __attribute__((format(printf, 3, 0)));
 
 #define ts_log_error(...) ts_log(TS_LOG_ERROR, __VA_ARGS__)
 #define ts_log_warn(...) ts_log(TS_LOG_WARN, __VA_ARGS__)

@@ -682,15 +682,8 @@ struct ts_metrics_server {
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[512];
-	size_t n;
-
 	(void)cls;
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	n = strlen(msg);
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-		msg[--n] = '\0';
-	ts_log_debug("metrics server: %s", msg);
+	ts_logv(TS_LOG_DEBUG, "metrics server", fmt, ap);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,

@@ -359,21 +359,6 @@ static void arm(struct sess *ss, long ms)
 
 /* ---- results ------------------------------------------------------------ */
 
-static void result_set(ts_send_result *r, ts_err err, int code,
-		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void result_set(ts_send_result *r, ts_err err, int code,
-		       const char *fmt, ...)
-{
-	va_list ap;
-
-	r->err = err;
-	r->code = code;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-	va_end(ap);
-}
-
 static void status_text(const smtp_status_t *st, char *buf, size_t size)
 {
 	char text[200];
@@ -415,59 +400,59 @@ static void session_failure(const ts_smtp *s, const struct sess *ss,
 	char buf[160];
 
 	if (ss->cert_failed) {
-		result_set(r, TS_ERR_PERMANENT, 0,
+		ts_send_result_set(r, TS_ERR_PERMANENT, 0,
 			   "TLS: certificate of %s not accepted: %s", s->host,
 			   ss->cert_reason);
 	} else if (ss->starttls_missing) {
-		result_set(r, TS_ERR_PERMANENT, 0,
+		ts_send_result_set(r, TS_ERR_PERMANENT, 0,
 			   "%s offers no STARTTLS and starttls=required "
 			   "(use ?starttls=no only for a trusted local relay)",
 			   s->hostport);
 	} else if (ss->auth_withheld) {
-		result_set(r, TS_ERR_PERMANENT, 0,
+		ts_send_result_set(r, TS_ERR_PERMANENT, 0,
 			   "%s offers no STARTTLS: the password was not sent in "
 			   "clear text (starttls=try; say starttls=no to allow it)",
 			   s->hostport);
 	} else if (ss->auth_code >= 400) {
-		result_set(r, ts_classify_smtp(ss->auth_code), ss->auth_code,
+		ts_send_result_set(r, ts_classify_smtp(ss->auth_code), ss->auth_code,
 			   "AUTH failed: %s", ss->auth_reply);
 	} else if (ss->starttls_sent && !ss->tls_ok) {
 		unsigned long oe = ERR_peek_last_error();
 		ERR_error_string_n(oe, buf, sizeof buf);
-		result_set(r, TS_ERR_TRANSIENT, 0, "TLS handshake with %s failed%s%s",
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "TLS handshake with %s failed%s%s",
 			   s->hostport, oe ? ": " : "", oe ? buf : "");
 	} else if (!ss->connected) {
 		if (e < 0 && -e == EINTR)
-			result_set(r, TS_ERR_TRANSIENT, 0,
+			ts_send_result_set(r, TS_ERR_TRANSIENT, 0,
 				   "connect to %s: timed out after %ld ms",
 				   s->hostport, s->timeout_ms);
 		else if (e < 0)
-			result_set(r, ts_classify_errno(-e), 0,
+			ts_send_result_set(r, ts_classify_errno(-e), 0,
 				   "connect to %s: %s", s->hostport,
 				   strerror_r(-e, buf, sizeof buf));
 		else
-			result_set(r, TS_ERR_TRANSIENT, 0, "connect to %s: %s",
+			ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "connect to %s: %s",
 				   s->hostport,
 				   smtp_strerror(e, buf, sizeof buf) ? buf
 								      : "failed");
 	} else if (e == SMTP_ERR_DROPPED_CONNECTION &&
 		   ss->ended_ms - ss->started_ms >= s->timeout_ms - 50) {
 		/* libesmtp reports its read timeout as a dropped connection */
-		result_set(r, TS_ERR_TRANSIENT, 0,
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0,
 			   "%s: no reply within %ld ms (timed out)%s%s",
 			   s->hostport, s->timeout_ms,
 			   ss->last_reply[0] ? "; last reply: " : "",
 			   ss->last_reply);
 	} else if (ss->last_reply[0] >= '4' && ss->last_reply[0] <= '5') {
 		int code = atoi(ss->last_reply);
-		result_set(r, ts_classify_smtp(code), code, "%s said: %s",
+		ts_send_result_set(r, ts_classify_smtp(code), code, "%s said: %s",
 			   s->hostport, ss->last_reply);
 	} else {
 		if (e < 0)
 			strerror_r(-e, buf, sizeof buf);
 		else if (!smtp_strerror(e, buf, sizeof buf))
 			snprintf(buf, sizeof buf, "error %d", e);
-		result_set(r, TS_ERR_TRANSIENT, 0,
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0,
 			   "session with %s ended early: %s", s->hostport, buf);
 	}
 }
@@ -484,7 +469,7 @@ static void message_result(const ts_smtp *s, const struct sess *ss,
 	snprintf(r->id, sizeof r->id, "%s", m->message_id);
 	if (tr && tr->code >= 200 && tr->code < 300) {
 		status_text(tr, t, sizeof t);
-		result_set(r, TS_OK, tr->code, "%s", t);
+		ts_send_result_set(r, TS_OK, tr->code, "%s", t);
 		return;
 	}
 	if (ss->auth_code >= 400 || ss->auth_withheld) {
@@ -495,18 +480,18 @@ static void message_result(const ts_smtp *s, const struct sess *ss,
 	}
 	if (rp && rp->code >= 400) {
 		status_text(rp, t, sizeof t);
-		result_set(r, ts_classify_smtp(rp->code), rp->code,
+		ts_send_result_set(r, ts_classify_smtp(rp->code), rp->code,
 			   "MAIL FROM <%s>: %s", m->from_addr, t);
 		return;
 	}
 	smtp_enumerate_recipients(msg, rcpt_cb, &rs);
 	if (rs.worst) {
-		result_set(r, ts_classify_smtp(rs.worst), rs.worst, "%s", rs.text);
+		ts_send_result_set(r, ts_classify_smtp(rs.worst), rs.worst, "%s", rs.text);
 		return;
 	}
 	if (tr && tr->code >= 300) {
 		status_text(tr, t, sizeof t);
-		result_set(r, ts_classify_smtp(tr->code), tr->code, "DATA: %s", t);
+		ts_send_result_set(r, ts_classify_smtp(tr->code), tr->code, "DATA: %s", t);
 		return;
 	}
 	session_failure(s, ss, r);
@@ -646,7 +631,7 @@ void ts_smtp_send(ts_smtp *s, ts_mail *const *mails, size_t n,
 	goto out;
 fail:
 	for (size_t i = 0; i < n; i++)
-		result_set(&results[i], TS_ERR_TRANSIENT, 0,
+		ts_send_result_set(&results[i], TS_ERR_TRANSIENT, 0,
 			   "cannot set up the SMTP session: %s",
 			   ts_strerror(err));
 out:

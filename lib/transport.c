@@ -52,11 +52,8 @@ static atomic_ulong maildir_counter;
 
 /* ---- results ------------------------------------------------------------ */
 
-static void set_result(ts_send_result *r, ts_err err, int code,
-		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void set_result(ts_send_result *r, ts_err err, int code,
-		       const char *fmt, ...)
+void ts_send_result_set(ts_send_result *r, ts_err err, int code,
+			const char *fmt, ...)
 {
 	va_list ap;
 
@@ -573,7 +570,7 @@ static void write_line(int fd, cJSON *obj, const char *what, ts_send_result *r)
 	ssize_t n;
 
 	if (!s) {
-		set_result(r, TS_ERR_TRANSIENT, 0, "%s: out of memory", what);
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "%s: out of memory", what);
 		return;
 	}
 	len = strlen(s);
@@ -582,7 +579,7 @@ static void write_line(int fd, cJSON *obj, const char *what, ts_send_result *r)
 		n = write(fd, s, len + 1);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)(len + 1))
-		set_result(r, ts_classify_errno(n < 0 ? errno : EIO), 0,
+		ts_send_result_set(r, ts_classify_errno(n < 0 ? errno : EIO), 0,
 			   "%s: %s", what,
 			   n < 0 ? strerror(errno) : "short write");
 	free(s);
@@ -606,13 +603,13 @@ static void deliver_maildir(ts_transport *t, const ts_mail *m,
 		      m->msg.data[i + 1] == '\n'))
 			err = ts_buf_append(&lf, m->msg.data + i, 1);
 	if (err) {
-		set_result(r, TS_ERR_TRANSIENT, 0, "maildir: out of memory");
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "maildir: out of memory");
 		goto out;
 	}
 	fd = openat(t->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		e = errno;
-		set_result(r, ts_classify_errno(e), 0, "maildir: tmp/%s: %s",
+		ts_send_result_set(r, ts_classify_errno(e), 0, "maildir: tmp/%s: %s",
 			   name, strerror(e));
 		goto out;
 	}
@@ -629,12 +626,12 @@ static void deliver_maildir(ts_transport *t, const ts_mail *m,
 	}
 	if (err) {
 		unlinkat(t->tmpfd, name, 0);
-		set_result(r, ts_classify_errno(e), 0, "maildir: %s: %s", name,
+		ts_send_result_set(r, ts_classify_errno(e), 0, "maildir: %s: %s", name,
 			   strerror(e));
 		goto out;
 	}
 	fsync(t->newfd);
-	set_result(r, TS_OK, 0, "delivered to new/%s", name);
+	ts_send_result_set(r, TS_OK, 0, "delivered to new/%s", name);
 out:
 	ts_buf_free(&lf);
 }
@@ -658,9 +655,9 @@ static void dry_email(const ts_mail *m, ts_send_result *r)
 	    !cJSON_AddItemToObject(o, "rcpt", rcpt_array(m)) ||
 	    !cJSON_AddStringToObject(o, "messageId", m->message_id) ||
 	    !cJSON_AddStringToObject(o, "message", m->msg.data)) {
-		set_result(r, TS_ERR_TRANSIENT, 0, "dry run: out of memory");
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "dry run: out of memory");
 	} else {
-		set_result(r, TS_OK, 0, "dry run: written to stdout");
+		ts_send_result_set(r, TS_OK, 0, "dry run: written to stdout");
 		write_line(STDOUT_FILENO, o, "dry run: stdout", r);
 	}
 	cJSON_Delete(o);
@@ -682,11 +679,11 @@ static void payload_line(ts_transport *t, const cJSON *payload,
 				     t->channel == TS_CHANNEL_EMAIL ? "email"
 								    : "sms")) {
 		cJSON_Delete(p);
-		set_result(r, TS_ERR_TRANSIENT, 0, "out of memory");
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "out of memory");
 		goto out;
 	}
 	cJSON_AddItemToObject(o, "payload", p);
-	set_result(r, TS_OK, 0, dry ? "dry run: written to stdout"
+	ts_send_result_set(r, TS_OK, 0, dry ? "dry run: written to stdout"
 				    : "appended to the file");
 	write_line(dry ? STDOUT_FILENO : t->fd, o, dry ? "dry run: stdout" : "file",
 		   r);
@@ -707,11 +704,11 @@ static int http_failed(const char *who, ts_err err, const ts_http_reply *rep,
 		       ts_send_result *r)
 {
 	if (err == TS_ERR_NOMEM) {
-		set_result(r, TS_ERR_TRANSIENT, 0, "%s: out of memory", who);
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "%s: out of memory", who);
 		return 1;
 	}
 	if (err) {
-		set_result(r, err, 0, "%s: %s", who, rep->error);
+		ts_send_result_set(r, err, 0, "%s: %s", who, rep->error);
 		return 1;
 	}
 	r->retry_after_ms = rep->retry_after_ms;
@@ -777,21 +774,21 @@ static void send_msg91(ts_transport *t, const cJSON *payload, ts_send_result *r)
 	reply = cJSON_Parse(rep.body.data);
 	reply_text(&rep, "message", text, sizeof text);
 	if (ts_classify_http(rep.status) == TS_ERR_TRANSIENT) {
-		set_result(r, TS_ERR_TRANSIENT, (int)rep.status,
+		ts_send_result_set(r, TS_ERR_TRANSIENT, (int)rep.status,
 			   "msg91: HTTP %ld: %s", rep.status, text);
 	} else if (rep.status >= 200 && rep.status < 300 && reply &&
 		   json_str(reply, "type") &&
 		   strcmp(json_str(reply, "type"), "success") == 0) {
-		set_result(r, TS_OK, (int)rep.status, "msg91: accepted");
+		ts_send_result_set(r, TS_OK, (int)rep.status, "msg91: accepted");
 		snprintf(r->id, sizeof r->id, "%.127s", text);
 	} else {
-		set_result(r, TS_ERR_PERMANENT, (int)rep.status,
+		ts_send_result_set(r, TS_ERR_PERMANENT, (int)rep.status,
 			   "msg91: HTTP %ld: %s", rep.status,
 			   text[0] ? text : "no \"type\":\"success\" in the reply");
 	}
 	goto out;
 nomem:
-	set_result(r, TS_ERR_TRANSIENT, 0, "msg91: out of memory");
+	ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "msg91: out of memory");
 out:
 	cJSON_Delete(reply);
 	cJSON_Delete(body);
@@ -825,7 +822,7 @@ static void send_twilio(ts_transport *t, const cJSON *payload,
 
 	memset(&rep, 0, sizeof rep);
 	if (!text) {
-		set_result(r, TS_ERR_DATA, 0,
+		ts_send_result_set(r, TS_ERR_DATA, 0,
 			   "payload.message: required by Twilio (the SMS text)");
 		return;
 	}
@@ -834,7 +831,7 @@ static void send_twilio(ts_transport *t, const cJSON *payload,
 	    form_field(&form, service ? "MessagingServiceSid" : "From",
 		       t->sender, "") ||
 	    form_field(&form, "Body", text, "")) {
-		set_result(r, TS_ERR_TRANSIENT, 0, "twilio: out of memory");
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "twilio: out of memory");
 		goto out;
 	}
 	req = (ts_http_request){ .url = t->endpoint,
@@ -848,7 +845,7 @@ static void send_twilio(ts_transport *t, const cJSON *payload,
 		goto out;
 	reply = cJSON_Parse(rep.body.data);
 	if (rep.status >= 200 && rep.status < 300 && reply && json_str(reply, "sid")) {
-		set_result(r, TS_OK, (int)rep.status, "twilio: %s",
+		ts_send_result_set(r, TS_OK, (int)rep.status, "twilio: %s",
 			   json_str(reply, "status") ? json_str(reply, "status")
 						     : "accepted");
 		snprintf(r->id, sizeof r->id, "%s", json_str(reply, "sid"));
@@ -859,12 +856,12 @@ static void send_twilio(ts_transport *t, const cJSON *payload,
 	if (err == TS_OK)
 		err = TS_ERR_PERMANENT; /* 2xx without a message sid */
 	if (reply && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(reply, "code")))
-		set_result(r, err, (int)rep.status, "twilio: HTTP %ld: error %d: %s",
+		ts_send_result_set(r, err, (int)rep.status, "twilio: HTTP %ld: error %d: %s",
 			   rep.status,
 			   cJSON_GetObjectItemCaseSensitive(reply, "code")->valueint,
 			   why);
 	else
-		set_result(r, err, (int)rep.status, "twilio: HTTP %ld: %s",
+		ts_send_result_set(r, err, (int)rep.status, "twilio: HTTP %ld: %s",
 			   rep.status, why);
 out:
 	cJSON_Delete(reply);
@@ -883,7 +880,7 @@ static void send_api(ts_transport *t, const cJSON *payload, ts_send_result *r)
 
 	memset(&rep, 0, sizeof rep);
 	if (!json) {
-		set_result(r, TS_ERR_TRANSIENT, 0, "out of memory");
+		ts_send_result_set(r, TS_ERR_TRANSIENT, 0, "out of memory");
 		return;
 	}
 	const char *headers[] = { t->secret, NULL };
@@ -899,7 +896,7 @@ static void send_api(ts_transport *t, const cJSON *payload, ts_send_result *r)
 	reply_text(&rep, "error", why, sizeof why);
 	if (rep.status >= 200 && rep.status < 300 && reply &&
 	    json_str(reply, "status") && strcmp(json_str(reply, "status"), "sent") == 0) {
-		set_result(r, TS_OK, (int)rep.status, "sent by %s", t->endpoint);
+		ts_send_result_set(r, TS_OK, (int)rep.status, "sent by %s", t->endpoint);
 		if (json_str(reply, "id"))
 			snprintf(r->id, sizeof r->id, "%s", json_str(reply, "id"));
 		goto out;
@@ -909,7 +906,7 @@ static void send_api(ts_transport *t, const cJSON *payload, ts_send_result *r)
 	err = rep.status == 502 ? TS_ERR_PERMANENT : ts_classify_http(rep.status);
 	if (err == TS_OK)
 		err = TS_ERR_PERMANENT;
-	set_result(r, err, (int)rep.status, "%s: HTTP %ld: %s", t->endpoint,
+	ts_send_result_set(r, err, (int)rep.status, "%s: HTTP %ld: %s", t->endpoint,
 		   rep.status, why);
 out:
 	cJSON_Delete(reply);
@@ -932,7 +929,7 @@ static void send_emails(ts_transport *t, const cJSON *const *payloads,
 	if (!mails || !batch || !batch_res || !idx) {
 		for (size_t i = 0; i < n; i++)
 			if (!results[i].err)
-				set_result(&results[i], TS_ERR_TRANSIENT, 0,
+				ts_send_result_set(&results[i], TS_ERR_TRANSIENT, 0,
 					   "out of memory");
 		goto out;
 	}
@@ -942,7 +939,7 @@ static void send_emails(ts_transport *t, const cJSON *const *payloads,
 			continue;
 		err = ts_mail_build(payloads[i], &mo, &mails[i], &d);
 		if (err) {
-			set_result(&results[i],
+			ts_send_result_set(&results[i],
 				   err == TS_ERR_DATA ? TS_ERR_DATA : TS_ERR_TRANSIENT,
 				   0, "%s%s%s", d.field, d.field[0] ? ": " : "",
 				   d.msg);
@@ -990,7 +987,7 @@ void ts_transport_send_many(ts_transport *t, const cJSON *const *payloads,
 		/* Callers validate; this keeps a forgotten check from
 		 * reaching an SMTP header. */
 		if (ts_payload_validate(type, payloads[i], "payload", &d)) {
-			set_result(&results[i], TS_ERR_DATA, 0, "%s%s%s", d.field,
+			ts_send_result_set(&results[i], TS_ERR_DATA, 0, "%s%s%s", d.field,
 				   d.field[0] ? ": " : "", d.msg);
 			continue;
 		}

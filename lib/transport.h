@@ -64,6 +64,12 @@ void ts_transport_send_many(ts_transport *t, const cJSON *const *payloads,
  * the transport. */
 const char *ts_transport_describe(const ts_transport *t);
 
+/* Fill r: err, code (SMTP reply or HTTP status, 0 if none) and a printf
+ * message; the other fields are left as they are. */
+void ts_send_result_set(ts_send_result *r, ts_err err, int code,
+			const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Close and free. NULL is fine. */
 void ts_transport_close(ts_transport *t);
 

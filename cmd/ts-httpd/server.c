@@ -655,15 +655,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[512];
-	size_t n;
-
 	(void)cls;
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	n = strlen(msg);
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-		msg[--n] = '\0';
-	ts_log_debug("http: %s", msg);
+	ts_logv(TS_LOG_DEBUG, "http", fmt, ap);
 }
 
 /* ---- the daemon ---- */

@@ -16,13 +16,7 @@
 #include "task.h"
 #include "util.h"
 
-#define assert_contains(hay, needle)                                          \
-	do {                                                                  \
-		const char *h_ = (hay), *n_ = (needle);                       \
-		if (!h_ || !strstr(h_, n_))                                   \
-			fail_msg("\"%s\" does not contain \"%s\"",            \
-				 h_ ? h_ : "(null)", n_);                     \
-	} while (0)
+#include "testutil.h"
 
 #define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -14,13 +14,7 @@
 
 #include "util.h"
 
-#define assert_contains(hay, needle)                                          \
-	do {                                                                  \
-		const char *h_ = (hay), *n_ = (needle);                       \
-		if (!h_ || !strstr(h_, n_))                                   \
-			fail_msg("\"%s\" does not contain \"%s\"",            \
-				 h_ ? h_ : "(null)", n_);                     \
-	} while (0)
+#include "testutil.h"
 
 /* ---- durations ---------------------------------------------------------- */
 
