@@ -56,6 +56,9 @@ static ts_err build_routes(struct worker *w, ts_detail *d)
 			return err;
 		ts_log_info("%s goes to %s", type, ts_transport_describe(t));
 		ts_transport_close(t);
+		if (!c && !cfg->from)
+			ts_log_warn("no --from (TS_EMAIL_FROM): an email task "
+				    "without payload.from will be dead-lettered");
 		strcpy(w->routes[n].type, type);
 		w->routes[n].kind = c ? ROUTE_SMS : ROUTE_EMAIL;
 		n++;
