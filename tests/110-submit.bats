@@ -394,7 +394,13 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	awk 'BEGIN { for (i = 1; i <= 200000; i++)
 		printf "{\"taskType\":\"email\",\"payload\":{\"to\":\"u%d@example.com\",\"subject\":\"s %d\",\"body\":\"b\"}}\n", i, i }' >"$IN/big"
 	head -n 20000 "$IN/big" >"$IN/small"
+	# Under AddressSanitizer freed memory sits in a quarantine and every
+	# byte has a shadow: keep the quarantine small, and hold such a build
+	# to the growth bounds only.
+	local asan=0
+	ldd "$(command -v ts-submit)" | grep -q libasan && asan=1
 	rss() { # FILE [ARGS] -> peak RSS in KiB of a full run
+		ASAN_OPTIONS=$ASAN_OPTIONS:quarantine_size_mb=1 \
 		/usr/bin/time -f '%M' -o "$IN/rss" timeout 120 ts-submit "$@" >"$IN/out" 2>"$IN/err"
 		[ "$(wc -l <"$IN/out")" -eq "$(wc -l <"$1")" ]
 		cat "$IN/rss"
@@ -402,7 +408,7 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	small=$(rss "$IN/small")
 	big=$(rss "$IN/big")
 	echo "peak RSS: $small KiB for 20000 tasks, $big KiB for 200000"
-	((big < 64 * 1024))
+	((asan || big < 64 * 1024))
 	# librdkafka may hold up to 50,000 unacknowledged messages
 	((big < small + 24 * 1024))
 	# without Kafka, nothing but the batches being encoded
