@@ -164,20 +164,6 @@ static const char *sms(const char *payload)
 
 #define MAIL "\"to\":\"user@example.com\",\"subject\":\"Hello\",\"body\":\"Welcome!\""
 
-static int is_uuid4(const char *s)
-{
-	if (strlen(s) != 36)
-		return 0;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
-			return 0;
-		}
-	}
-	return s[14] == '4' && strchr("89ab", s[19]) != NULL;
-}
 
 static int is_rfc3339_ms(const char *s)
 {

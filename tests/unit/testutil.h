@@ -3,6 +3,7 @@
 #ifndef TS_TESTUTIL_H
 #define TS_TESTUTIL_H
 
+#include <ctype.h>
 #include <string.h>
 
 /* Fail unless the string hay contains needle (NULL hay fails). */
@@ -13,5 +14,21 @@
 			fail_msg("\"%s\" does not contain \"%s\"",            \
 				 h_ ? h_ : "(null)", n_);                     \
 	} while (0)
+
+/* Non-zero when s is a lowercase UUID v4 (version and variant bits set). */
+static inline int is_uuid4(const char *s)
+{
+	if (strlen(s) != 36)
+		return 0;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return s[14] == '4' && strchr("89ab", s[19]) != NULL;
+}
 
 #endif
