@@ -18,10 +18,13 @@ struct ts_http {
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+static const char *ca_file, *ca_dir;
 
 static void global_init(void)
 {
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	ca_file = getenv("SSL_CERT_FILE");
+	ca_dir = getenv("SSL_CERT_DIR");
 }
 
 ts_err ts_http_new(int64_t timeout_ms, int insecure, ts_http **out)
@@ -48,6 +51,13 @@ ts_err ts_http_new(int64_t timeout_ms, int insecure, ts_http **out)
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "taskstream/" TS_VERSION);
 	curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* The CA store of the SMTP transport (OpenSSL's default verify paths)
+	 * applies here too: libcurl, built with a fixed CA bundle, would
+	 * otherwise ignore these two and a private CA could not be named. */
+	if (ca_file && *ca_file)
+		curl_easy_setopt(h->curl, CURLOPT_CAINFO, ca_file);
+	if (ca_dir && *ca_dir)
+		curl_easy_setopt(h->curl, CURLOPT_CAPATH, ca_dir);
 	if (insecure) {
 		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 0L);
