@@ -8,7 +8,9 @@
  * httpd.lock and resumes the connection; libmicrohttpd then calls the
  * handler again on its own thread, which queues the answer.
  *
- *   server.c  routing, auth, bodies, answers, access log, metrics
+ *   decide.c  what to do with a request and the text of every answer,
+ *             from (method, URL, headers, body, options) alone
+ *   server.c  the libmicrohttpd callbacks, bodies, access log, metrics
  *   tasks.c   POST /tasks: validate, produce, delivery reports, timeouts
  *   notify.c  POST /api/email/send and /api/sms/send: the delivery pool
  *   main.c    options, start-up, health checks, graceful shutdown
@@ -25,6 +27,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "decide.h"
 #include "err.h"
 #include "metrics.h"
 #include "task.h"
@@ -40,16 +43,6 @@ static inline int64_t httpd_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-enum route {
-	ROUTE_TASKS,
-	ROUTE_EMAIL,
-	ROUTE_SMS,
-	ROUTE_HEALTHZ,
-	ROUTE_METRICS,
-	ROUTE_OTHER,
-	ROUTE__COUNT
-};
-
 /* Where a request is. */
 enum phase {
 	PHASE_READING,    /* headers accepted, body arriving */
@@ -59,32 +52,17 @@ enum phase {
 
 typedef struct request request;
 
-/* One task of a request: the one of a JSON body, or one NDJSON line. */
-typedef struct item {
-	request *req;
-	long line;
-	int status;               /* 0 while waiting; 202, 400, 413, 502, 503 */
-	int32_t partition;
-	int64_t offset;
-	int64_t produced_us;      /* monotonic, for the latency histogram */
-	size_t src_off, src_len;  /* where its JSON is in the request body */
-	char *error;              /* malloc'd, for status >= 400 */
-	char *field;              /* malloc'd or NULL */
-	char task_id[TS_TASK_ID_MAX + 1];
-} item;
-
 typedef struct httpd httpd;
 
 struct request {
 	httpd *h;
 	struct MHD_Connection *conn;
-	enum route route;
 	enum phase phase;
+	enum httpd_next next;     /* what the headers said */
+	httpd_head head;
 	char method[8];
 	char *path;               /* for the access log (escaped on output) */
 	int64_t start_us;         /* monotonic */
-	int ndjson;               /* POST /tasks with application/x-ndjson */
-	int64_t expect_len;       /* Content-Length, or -1 */
 	ts_buf body;
 	int too_large;            /* body went over --max-body */
 	size_t drained;           /* bytes dropped since */
@@ -98,16 +76,8 @@ struct request {
 	request *wprev, *wnext;   /* the wait list (oldest first) */
 	int in_wait;
 
-	/* POST /tasks */
-	item *items;
-	size_t nitems;
-	const char *idem_key;     /* Idempotency-Key (MHD owns it) */
-	const char *traceparent;  /* valid traceparent header, or NULL */
-
-	/* notifications */
-	ts_channel channel;
-	cJSON *payload;
-	ts_send_result sent;
+	httpd_plan plan;          /* POST /tasks: items; notifications: payload */
+	ts_send_result sent;      /* notifications: the outcome */
 
 	/* for the access log */
 	unsigned status;
@@ -131,6 +101,7 @@ typedef struct notify_pool {
 
 struct httpd {
 	ts_config *cfg;
+	httpd_rules rules;        /* what decide.c needs of the options */
 	struct MHD_Daemon *daemon;
 	int listen_fd;
 	int port;
@@ -191,19 +162,11 @@ void httpd_log_flush(httpd *h, int force);
 /* Register the metrics of every part. */
 ts_err httpd_metrics_init(httpd *h, ts_detail *d);
 
-/* Answers; each queues a response and returns MHD's result. */
-enum MHD_Result httpd_answer(request *r, unsigned status, ts_buf *body,
-			     const char *content_type);
-/* A JSON answer with Retry-After when retry_after_s > 0. */
-enum MHD_Result httpd_answer_ex(request *r, unsigned status, ts_buf *body,
-				int retry_after_s);
-enum MHD_Result httpd_answer_error(request *r, unsigned status,
-				   const char *msg, const char *field);
-/* Append a decimal integer, or a plain string, to b (no printf). */
-ts_err httpd_append_int(ts_buf *b, long long v);
-ts_err httpd_append(ts_buf *b, const char *s);
-/* Append s as a JSON string (with quotes) to b; NULL as null. */
-ts_err httpd_json_str(ts_buf *b, const char *s);
+/* Queue a reply (its body goes to libmicrohttpd) and return MHD's result. */
+enum MHD_Result httpd_send(request *r, httpd_reply *reply);
+/* Queue the reply of a decision; HTTPD_FAIL drops the connection. */
+enum MHD_Result httpd_send_decided(request *r, enum httpd_next next,
+				   httpd_reply *reply);
 
 /* Drop one reference; frees the request at zero. Call with h->lock held. */
 void httpd_request_unref(request *r);
@@ -214,12 +177,15 @@ struct MHD_Connection *httpd_request_finish(request *r);
 /* ---- tasks.c ---- */
 
 ts_err tasks_start(httpd *h, ts_detail *d);
-/* The request's body is complete: validate and produce. Answers at once
- * or suspends the connection. */
-enum MHD_Result tasks_handle(request *r);
-/* Build the answer of a finished request (after resume). */
+/* Produce the ready items of r->plan (HTTPD_PRODUCE) and suspend the
+ * connection until Kafka acknowledged them or they timed out. */
+enum MHD_Result tasks_produce(request *r);
+/* Answer a finished request (after resume). */
 enum MHD_Result tasks_answer(request *r);
-void tasks_free_items(request *r);
+/* Answer what httpd_decide_body decided without producing (counted in
+ * the task metrics). */
+enum MHD_Result tasks_answer_now(request *r, enum httpd_next next,
+				 httpd_reply *reply);
 /* Stop the poller, flush what is queued (up to timeout_ms). */
 void tasks_stop(httpd *h, int timeout_ms);
 /* Is Kafka reachable? A recent acknowledgement, else one metadata request;
@@ -229,7 +195,9 @@ void tasks_check_kafka(httpd *h, int timeout_ms);
 /* ---- notify.c ---- */
 
 ts_err notify_start(httpd *h, int nthreads, ts_detail *d);
-enum MHD_Result notify_handle(request *r);
+/* Deliver r->plan.payload (HTTPD_DELIVER) on a pool thread; the
+ * connection waits suspended. */
+enum MHD_Result notify_deliver(request *r);
 enum MHD_Result notify_answer(request *r);
 void notify_stop(httpd *h);
 

@@ -97,6 +97,13 @@ static ts_err setup(httpd *h, ts_detail *d)
 	    (err = tasks_start(h, d)) ||
 	    (err = notify_start(h, POOL_THREADS, d)))
 		return err;
+	h->rules = (httpd_rules){
+		.token = h->token, .token_len = h->token_len,
+		.max_body = h->cfg->max_body, .max_task = h->cfg->max_task,
+		.email = h->cfg->email_url != NULL,
+		.sms = h->cfg->sms_url != NULL,
+		.retry_after_s = h->retry_after_s, .topic = h->topic,
+	};
 	backlog = h->cfg->max_connections < 4096 ?
 		  (int)h->cfg->max_connections : 4096;
 	if ((err = ts_metrics_listen(h->cfg->listen, backlog, &h->listen_fd,

@@ -44,19 +44,20 @@ static const char *result_name(ts_err err)
 static void deliver(httpd *h, int index, request *r)
 {
 	notify_pool *p = &h->pool;
-	ts_transport *t = r->channel == TS_CHANNEL_EMAIL ? p->email[index] :
+	ts_channel channel = r->plan.channel;
+	ts_transport *t = channel == TS_CHANNEL_EMAIL ? p->email[index] :
 			  p->sms[index];
 	struct MHD_Connection *resume;
 	ts_send_result res;
 
 	memset(&res, 0, sizeof res);
 	res.retry_after_ms = -1;
-	ts_transport_send(t, r->payload, &res);
+	ts_transport_send(t, r->plan.payload, &res);
 	if (res.err != TS_OK)
-		ts_log_info("%s via %s: %s: %s", channel_name(r->channel),
+		ts_log_info("%s via %s: %s: %s", channel_name(channel),
 			    ts_transport_describe(t), result_name(res.err),
 			    res.msg);
-	ts_series_inc(ts_metric_with(h->m_notify, channel_name(r->channel),
+	ts_series_inc(ts_metric_with(h->m_notify, channel_name(channel),
 				     result_name(res.err)));
 	pthread_mutex_lock(&h->lock);
 	r->sent = res;
@@ -190,36 +191,11 @@ static int enqueue(httpd *h, request *r)
 	return ok;
 }
 
-enum MHD_Result notify_handle(request *r)
+enum MHD_Result notify_deliver(request *r)
 {
 	httpd *h = r->h;
-	const char *type = r->route == ROUTE_EMAIL ? "email" : "sms";
-	const char *url;
 	struct MHD_Connection *resume;
-	const char *data = r->body.data ? r->body.data : "";
-	ts_detail d;
 
-	r->channel = r->route == ROUTE_EMAIL ? TS_CHANNEL_EMAIL : TS_CHANNEL_SMS;
-	url = r->channel == TS_CHANNEL_EMAIL ? h->cfg->email_url : h->cfg->sms_url;
-	if (!url) {
-		char msg[96];
-		snprintf(msg, sizeof msg,
-			 "%s delivery is not configured on this server (--%s-url)",
-			 type, type);
-		return httpd_answer_error(r, MHD_HTTP_NOT_IMPLEMENTED, msg, NULL);
-	}
-	if (ts_json_check_bytes(data, r->body.len, &d))
-		return httpd_answer_error(r, MHD_HTTP_BAD_REQUEST, d.msg, NULL);
-	r->payload = cJSON_ParseWithLength(data, r->body.len);
-	if (!r->payload)
-		return httpd_answer_error(r, MHD_HTTP_BAD_REQUEST,
-					  "invalid JSON", NULL);
-	if (ts_payload_validate(type, r->payload, "", &d)) {
-		ts_series_inc(ts_metric_with(h->m_notify, type, "invalid"));
-		return httpd_answer_error(r, MHD_HTTP_BAD_REQUEST, d.msg,
-					  d.field);
-	}
-	ts_buf_free(&r->body);
 	MHD_suspend_connection(r->conn);
 	pthread_mutex_lock(&h->lock);
 	r->phase = PHASE_WAITING;
@@ -245,40 +221,8 @@ enum MHD_Result notify_handle(request *r)
 
 enum MHD_Result notify_answer(request *r)
 {
-	const ts_send_result *s = &r->sent;
-	ts_buf b = { 0 };
-	int retry = 0;
+	httpd_reply reply = { 0 };
 
-	switch (s->err) {
-	case TS_OK:
-		ts_buf_append(&b, "{\"status\":\"sent\"", 16);
-		if (s->id[0]) {
-			ts_buf_append(&b, ",\"id\":", 6);
-			httpd_json_str(&b, s->id);
-		}
-		if (ts_buf_append(&b, "}\n", 2)) {
-			ts_buf_free(&b);
-			return MHD_NO;
-		}
-		return httpd_answer(r, MHD_HTTP_OK, &b, "application/json");
-	case TS_ERR_DATA:
-		return httpd_answer_error(r, MHD_HTTP_BAD_REQUEST, s->msg, NULL);
-	case TS_ERR_PERMANENT:
-		return httpd_answer_error(r, MHD_HTTP_BAD_GATEWAY, s->msg, NULL);
-	case TS_ERR_TRANSIENT:
-		if (s->retry_after_ms >= 0)
-			retry = (int)((s->retry_after_ms + 999) / 1000);
-		if (ts_buf_append(&b, "{\"error\":", 9) ||
-		    httpd_json_str(&b, s->msg) ||
-		    ts_buf_append(&b, ",\"field\":null}\n", 15)) {
-			ts_buf_free(&b);
-			return MHD_NO;
-		}
-		return httpd_answer_ex(r, MHD_HTTP_SERVICE_UNAVAILABLE, &b,
-				       retry > 0 ? retry : (s->retry_after_ms >= 0));
-	default:
-		return httpd_answer_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-					  s->msg[0] ? s->msg : ts_strerror(s->err),
-					  NULL);
-	}
+	return httpd_send_decided(r, httpd_reply_sent(&r->sent, &reply) ?
+				  HTTPD_FAIL : HTTPD_ANSWER, &reply);
 }

@@ -1,5 +1,5 @@
-/* server.c - the libmicrohttpd side: routing, checks before the body,
- * bodies, answers, the access log and the request metrics. */
+/* server.c - the libmicrohttpd side: callbacks that hand the decisions to
+ * decide.c, bodies, answers, the access log and the request metrics. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,79 +12,11 @@
 #include "httpd.h"
 #include "log.h"
 
-static const char *const route_names[ROUTE__COUNT] = {
-	"/tasks", "/api/email/send", "/api/sms/send", "/healthz", "/metrics",
-	"other",
-};
-
-/* ---- JSON text ---- */
-
-ts_err httpd_json_str(ts_buf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p;
-	const unsigned char *run;
-	ts_err err;
-
-	if (!s)
-		return ts_buf_append(b, "null", 4);
-	if ((err = ts_buf_append(b, "\"", 1)))
-		return err;
-	for (p = run = (const unsigned char *)s; *p; p++) {
-		char esc[7];
-		size_t n = 2;
-
-		if (*p >= 0x20 && *p != '"' && *p != '\\')
-			continue;
-		if ((err = ts_buf_append(b, run, (size_t)(p - run))))
-			return err;
-		esc[0] = '\\';
-		switch (*p) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-			n = 6;
-		}
-		if ((err = ts_buf_append(b, esc, n)))
-			return err;
-		run = p + 1;
-	}
-	if ((err = ts_buf_append(b, run, (size_t)(p - run))))
-		return err;
-	return ts_buf_append(b, "\"", 1);
-}
-
-ts_err httpd_append_int(ts_buf *b, long long v)
-{
-	char digits[24], *p = digits + sizeof digits;
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
-				       (unsigned long long)v;
-
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10));
-	if (v < 0)
-		*--p = '-';
-	return ts_buf_append(b, p, (size_t)(digits + sizeof digits - p));
-}
-
-ts_err httpd_append(ts_buf *b, const char *s)
-{
-	return ts_buf_append(b, s, strlen(s));
-}
-
 /* ---- request life ---- */
 
 static void request_free(request *r)
 {
-	tasks_free_items(r);
-	cJSON_Delete(r->payload);
+	httpd_plan_free(&r->plan);
 	ts_buf_free(&r->body);
 	free(r->path);
 	free(r);
@@ -121,14 +53,19 @@ struct MHD_Connection *httpd_request_finish(request *r)
 
 /* ---- answers ---- */
 
-static enum MHD_Result queue(request *r, unsigned status, char *body,
-			     size_t len, const char *content_type,
-			     const char *allow, int retry_after_s)
+enum MHD_Result httpd_send(request *r, httpd_reply *reply)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	size_t len = reply->body.len;
+	char *body = reply->body.data;
 	char num[24];
 
+	/* MHD frees the buffer; the reply gives it up. */
+	reply->body.data = NULL;
+	reply->body.len = reply->body.cap = 0;
+	if (!body && !(body = calloc(1, 1)))
+		return MHD_NO;
 	resp = MHD_create_response_from_buffer(len, body,
 					       MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
@@ -136,210 +73,56 @@ static enum MHD_Result queue(request *r, unsigned status, char *body,
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				content_type);
-	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	if (status == MHD_HTTP_UNAUTHORIZED)
+				reply->content_type);
+	if (reply->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+					reply->allow);
+	if (reply->status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"taskstream\"");
-	if (retry_after_s > 0) {
-		snprintf(num, sizeof num, "%d", retry_after_s);
+	if (reply->retry_after_s > 0) {
+		snprintf(num, sizeof num, "%d", reply->retry_after_s);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
 	}
 	if (atomic_load(&r->h->stopping))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
-	ret = MHD_queue_response(r->conn, status, resp);
+	ret = MHD_queue_response(r->conn, reply->status, resp);
 	MHD_destroy_response(resp);
 	r->phase = PHASE_ANSWERED;
-	r->status = status;
+	r->status = reply->status;
 	r->bytes = len;
 	return ret;
 }
 
-enum MHD_Result httpd_answer(request *r, unsigned status, ts_buf *body,
-			     const char *content_type)
+enum MHD_Result httpd_send_decided(request *r, enum httpd_next next,
+				   httpd_reply *reply)
 {
-	char *data = body->data;
-	size_t len = body->len;
-
-	/* MHD frees the buffer; the ts_buf gives it up. */
-	body->data = NULL;
-	body->len = body->cap = 0;
-	if (!data && !(data = calloc(1, 1)))
-		return MHD_NO;
-	return queue(r, status, data, len, content_type, NULL, 0);
-}
-
-enum MHD_Result httpd_answer_ex(request *r, unsigned status, ts_buf *body,
-				int retry_after_s)
-{
-	char *data = body->data;
-	size_t len = body->len;
-
-	body->data = NULL;
-	body->len = body->cap = 0;
-	if (!data && !(data = calloc(1, 1)))
-		return MHD_NO;
-	return queue(r, status, data, len, "application/json", NULL,
-		     retry_after_s);
-}
-
-/* {"error":msg,"field":field}\n, with Allow or Retry-After when given. */
-static enum MHD_Result answer_error_ex(request *r, unsigned status,
-				       const char *msg, const char *field,
-				       const char *allow, int retry_after_s)
-{
-	ts_buf b = { 0 };
-
-	if (ts_buf_append(&b, "{\"error\":", 9) || httpd_json_str(&b, msg) ||
-	    ts_buf_append(&b, ",\"field\":", 9) ||
-	    httpd_json_str(&b, field && *field ? field : NULL) ||
-	    ts_buf_append(&b, "}\n", 2)) {
-		ts_buf_free(&b);
+	if (next != HTTPD_ANSWER) {
+		httpd_reply_free(reply);
 		return MHD_NO;
 	}
-	return queue(r, status, b.data, b.len, "application/json", allow,
-		     retry_after_s);
+	return httpd_send(r, reply);
 }
 
-enum MHD_Result httpd_answer_error(request *r, unsigned status,
-				   const char *msg, const char *field)
+/* ---- before the body ---- */
+
+static const char *header(void *conn, const char *name)
 {
-	return answer_error_ex(r, status, msg, field, NULL,
-			       status == MHD_HTTP_SERVICE_UNAVAILABLE ?
-			       r->h->retry_after_s : 0);
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* ---- checks on the headers, before any of the body is read ---- */
-
-static enum route route_of(const char *url)
+static enum MHD_Result begin(request *r, const char *url, const char *method)
 {
-	for (int i = 0; i < ROUTE_OTHER; i++)
-		if (strcmp(url, route_names[i]) == 0)
-			return (enum route)i;
-	return ROUTE_OTHER;
-}
+	httpd_reply reply = { 0 };
 
-/* The media type of a Content-Type value, without parameters, compared
- * case-insensitively: "application/json; charset=utf-8" is JSON. */
-static int media_is(const char *value, const char *type)
-{
-	size_t n = strlen(type);
-
-	if (!value)
-		return 0;
-	while (*value == ' ' || *value == '\t')
-		value++;
-	if (strncasecmp(value, type, n) != 0)
-		return 0;
-	value += n;
-	while (*value == ' ' || *value == '\t')
-		value++;
-	return *value == '\0' || *value == ';';
-}
-
-static const char *header(request *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-/* Authorization: Bearer TOKEN, compared in constant time. */
-static int authorized(request *r)
-{
-	httpd *h = r->h;
-	const char *v;
-	size_t n;
-
-	if (!h->token)
-		return 1;
-	if (!(v = header(r, MHD_HTTP_HEADER_AUTHORIZATION)))
-		return 0;
-	if (strncasecmp(v, "Bearer ", 7) != 0)
-		return 0;
-	v += 7;
-	while (*v == ' ')
-		v++;
-	n = strlen(v);
-	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	return ts_consttime_eq(v, n, h->token, h->token_len);
-}
-
-static enum MHD_Result check_tasks_headers(request *r, const char *ctype)
-{
-	const char *key = header(r, "Idempotency-Key");
-	const char *tp = header(r, "traceparent");
-
-	r->ndjson = media_is(ctype, "application/x-ndjson");
-	if (!r->ndjson && !media_is(ctype, "application/json"))
-		return httpd_answer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-			"Content-Type must be application/json (one task) or "
-			"application/x-ndjson (one task per line)", NULL);
-	if (key) {
-		if (r->ndjson)
-			return httpd_answer_error(r, MHD_HTTP_BAD_REQUEST,
-				"not allowed with application/x-ndjson: give "
-				"each line its own taskId", "Idempotency-Key");
-		if (!ts_valid_task_id(key))
-			return httpd_answer_error(r, MHD_HTTP_BAD_REQUEST,
-				"must be 1-128 characters of [A-Za-z0-9._:-]",
-				"Idempotency-Key");
-		r->idem_key = key;
-	}
-	/* W3C trace context: an invalid traceparent is ignored, not an
-	 * error (the trace simply starts here). */
-	if (tp && ts_valid_traceparent(tp))
-		r->traceparent = tp;
-	return MHD_YES;
-}
-
-static enum MHD_Result too_large(request *r);
-
-static enum MHD_Result begin(request *r, const char *method)
-{
-	httpd *h = r->h;
-	const char *ctype, *clen;
-	int post = r->route <= ROUTE_SMS;
-
-	if (r->route == ROUTE_OTHER)
-		return httpd_answer_error(r, MHD_HTTP_NOT_FOUND, "not found",
-					  NULL);
-	if (post ? strcmp(method, "POST") != 0 :
-		   strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return answer_error_ex(r, MHD_HTTP_METHOD_NOT_ALLOWED,
-				       "method not allowed", NULL,
-				       post ? "POST" : "GET, HEAD", 0);
-	if (!post)
-		return MHD_YES;
-	if (!authorized(r))
-		return httpd_answer_error(r, MHD_HTTP_UNAUTHORIZED,
-					  "missing or invalid bearer token",
-					  NULL);
-	ctype = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (r->route == ROUTE_TASKS) {
-		enum MHD_Result ret = check_tasks_headers(r, ctype);
-		if (ret != MHD_YES || r->phase == PHASE_ANSWERED)
-			return ret;
-	} else if (!media_is(ctype, "application/json")) {
-		return httpd_answer_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-					  "Content-Type must be application/json",
-					  NULL);
-	}
-	clen = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	r->expect_len = -1;
-	if (clen) {
-		char *end;
-		long long n;
-		errno = 0;
-		n = strtoll(clen, &end, 10);
-		if (end != clen && *end == '\0' && !errno && n >= 0)
-			r->expect_len = n;
-	}
-	if (r->expect_len > h->cfg->max_body)
-		return too_large(r);
-	if (r->expect_len > 0 &&
-	    ts_buf_reserve(&r->body, (size_t)r->expect_len + 1))
+	r->next = httpd_decide_head(&r->h->rules, method, url, header, r->conn,
+				    &r->head, &reply);
+	if (r->next != HTTPD_READ)
+		return r->next == HTTPD_HEALTHZ || r->next == HTTPD_METRICS ?
+		       MHD_YES : httpd_send_decided(r, r->next, &reply);
+	if (r->head.expect_len > 0 &&
+	    ts_buf_reserve(&r->body, (size_t)r->head.expect_len + 1))
 		return MHD_NO;
 	return MHD_YES;
 }
@@ -357,7 +140,7 @@ static enum MHD_Result receive(request *r, const char *data, size_t len)
 		r->drained += len;
 		return r->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
 	}
-	if ((int64_t)(r->body.len + len) > r->h->cfg->max_body) {
+	if (!httpd_body_fits(&r->h->rules, r->body.len, len)) {
 		ts_buf_free(&r->body);
 		r->too_large = 1;
 		r->drained = len;
@@ -368,15 +151,6 @@ static enum MHD_Result receive(request *r, const char *data, size_t len)
 	return MHD_YES;
 }
 
-static enum MHD_Result too_large(request *r)
-{
-	char msg[96];
-
-	snprintf(msg, sizeof msg, "request body over %lld bytes (--max-body)",
-		 (long long)r->h->cfg->max_body);
-	return httpd_answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
-}
-
 /* ---- GET /healthz and /metrics ---- */
 
 static enum MHD_Result healthz(request *r)
@@ -384,7 +158,7 @@ static enum MHD_Result healthz(request *r)
 	httpd *h = r->h;
 	long long ok_ms = atomic_load(&h->kafka_ok_ms);
 	const char *why = NULL;
-	ts_buf b = { 0 };
+	httpd_reply reply = { 0 };
 
 	if (atomic_load(&h->stopping))
 		why = "shutting down";
@@ -392,46 +166,64 @@ static enum MHD_Result healthz(request *r)
 		why = "kafka: no broker has answered yet";
 	else if (!atomic_load(&h->kafka_up) || ts_mono_ms() - ok_ms > 5000)
 		why = "kafka: no broker reachable";
+	reply.content_type = "application/json";
 	if (!why) {
-		ts_buf_appendf(&b, "{\"status\":\"ok\",\"topic\":\"%s\"}\n",
+		reply.status = MHD_HTTP_OK;
+		ts_buf_appendf(&reply.body,
+			       "{\"status\":\"ok\",\"topic\":\"%s\"}\n",
 			       h->topic);
-		return httpd_answer(r, MHD_HTTP_OK, &b, "application/json");
+	} else {
+		reply.status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		ts_buf_appendf(&reply.body,
+			       "{\"status\":\"unavailable\",\"reason\":\"%s\"}\n",
+			       why);
 	}
-	ts_buf_appendf(&b, "{\"status\":\"unavailable\",\"reason\":\"%s\"}\n",
-		       why);
-	return httpd_answer(r, MHD_HTTP_SERVICE_UNAVAILABLE, &b,
-			    "application/json");
+	return httpd_send(r, &reply);
 }
 
 static enum MHD_Result metrics(request *r)
 {
-	ts_buf b = { 0 };
+	httpd_reply reply = { 0 };
 
-	if (ts_metrics_render(r->h->metrics, &b)) {
-		ts_buf_free(&b);
+	reply.status = MHD_HTTP_OK;
+	reply.content_type = TS_METRICS_CONTENT_TYPE;
+	if (ts_metrics_render(r->h->metrics, &reply.body)) {
+		httpd_reply_free(&reply);
 		return MHD_NO;
 	}
-	return httpd_answer(r, MHD_HTTP_OK, &b, TS_METRICS_CONTENT_TYPE);
+	return httpd_send(r, &reply);
 }
 
+/* The body is complete (or there is none): do what was decided. */
 static enum MHD_Result dispatch(request *r)
 {
-	if (r->too_large)
-		return too_large(r);
-	switch (r->route) {
-	case ROUTE_TASKS:
-		return tasks_handle(r);
-	case ROUTE_EMAIL:
-	case ROUTE_SMS:
-		return notify_handle(r);
-	case ROUTE_HEALTHZ:
+	httpd *h = r->h;
+	httpd_reply reply = { 0 };
+	enum httpd_next next;
+
+	if (r->next == HTTPD_HEALTHZ)
 		return healthz(r);
-	case ROUTE_METRICS:
+	if (r->next == HTTPD_METRICS)
 		return metrics(r);
-	default:
-		return httpd_answer_error(r, MHD_HTTP_NOT_FOUND, "not found",
-					  NULL);
-	}
+	if (r->too_large)
+		return httpd_send_decided(r, httpd_reply_too_large(&h->rules,
+						&reply) ? HTTPD_FAIL : HTTPD_ANSWER,
+					  &reply);
+	next = httpd_decide_body(&h->rules, &r->head, r->body.data,
+				 r->body.len, &r->plan, &reply);
+	/* The body is no longer needed: give its memory back early. */
+	ts_buf_free(&r->body);
+	if (next == HTTPD_PRODUCE)
+		return tasks_produce(r);
+	if (next == HTTPD_DELIVER)
+		return notify_deliver(r);
+	if (r->head.route == ROUTE_TASKS)
+		return tasks_answer_now(r, next, &reply);
+	if (next == HTTPD_ANSWER && reply.status == MHD_HTTP_BAD_REQUEST)
+		ts_series_inc(ts_metric_with(h->m_notify,
+			r->head.route == ROUTE_EMAIL ? "email" : "sms",
+			"invalid"));
+	return httpd_send_decided(r, next, &reply);
 }
 
 static request *request_new(httpd *h, struct MHD_Connection *c,
@@ -445,9 +237,7 @@ static request *request_new(httpd *h, struct MHD_Connection *c,
 	r->conn = c;
 	r->refs = 1;
 	r->start_us = httpd_mono_us();
-	r->route = route_of(url);
 	r->phase = PHASE_READING;
-	r->expect_len = -1;
 	snprintf(r->method, sizeof r->method, "%s", method);
 	if (!(r->path = strdup(url))) {
 		free(r);
@@ -471,7 +261,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		if (!(r = request_new(h, c, url, method)))
 			return MHD_NO;
 		*state = r;
-		return begin(r, method);
+		return begin(r, url, method);
 	}
 	if (r->phase == PHASE_ANSWERED) {
 		*upload_size = 0; /* what follows an early answer is dropped */
@@ -485,7 +275,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	if (r->phase == PHASE_READING)
 		return dispatch(r);
 	/* PHASE_WAITING: resumed, the outcome is in. */
-	return r->route == ROUTE_TASKS ? tasks_answer(r) : notify_answer(r);
+	return r->head.route == ROUTE_TASKS ? tasks_answer(r) : notify_answer(r);
 }
 
 /* ---- access log ---- */
@@ -581,14 +371,15 @@ static void access_log(request *r, int64_t us)
 	httpd_append_int(b, us / 1000);
 	httpd_append(b, ".");
 	httpd_append(b, frac);
-	if (r->route == ROUTE_TASKS && r->nitems == 1 && r->items[0].task_id[0]) {
+	if (r->head.route == ROUTE_TASKS && r->plan.nitems == 1 && r->plan.items[0].task_id[0]) {
 		/* taskIds are of a JSON-safe alphabet (validated) */
 		httpd_append(b, ",\"taskId\":\"");
-		httpd_append(b, r->items[0].task_id);
+		httpd_append(b, r->plan.items[0].task_id);
 		httpd_append(b, "\"");
-	} else if (r->route == ROUTE_TASKS && r->ndjson && r->nitems) {
+	} else if (r->head.route == ROUTE_TASKS && r->head.ndjson &&
+		   r->plan.nitems) {
 		httpd_append(b, ",\"tasks\":");
-		httpd_append_int(b, (long long)r->nitems);
+		httpd_append_int(b, (long long)r->plan.nitems);
 	}
 	if (r->aborted)
 		httpd_append(b, ",\"aborted\":true");
@@ -613,10 +404,10 @@ static ts_series *requests_series(httpd *h, enum route route, unsigned status)
 		return h->s_requests[route][i];
 	snprintf(code, sizeof code, "%u", status);
 	if (i == sizeof codes / sizeof codes[0])
-		return ts_metric_with(h->m_requests, route_names[route], code);
+		return ts_metric_with(h->m_requests, httpd_route_name(route), code);
 	if (!h->s_requests[route][i])
 		h->s_requests[route][i] = ts_metric_with(h->m_requests,
-			route_names[route], status ? code : "aborted");
+			httpd_route_name(route), status ? code : "aborted");
 	return h->s_requests[route][i];
 }
 
@@ -640,11 +431,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 	us = httpd_mono_us() - r->start_us;
 	secs = (double)us / 1e6;
 	access_log(r, us);
-	ts_series_inc(requests_series(h, r->route, r->status));
-	if (!h->s_duration[r->route])
-		h->s_duration[r->route] = ts_metric_with(h->m_duration,
-							 route_names[r->route]);
-	ts_series_observe(h->s_duration[r->route], secs);
+	ts_series_inc(requests_series(h, r->head.route, r->status));
+	if (!h->s_duration[r->head.route])
+		h->s_duration[r->head.route] = ts_metric_with(h->m_duration,
+			httpd_route_name(r->head.route));
+	ts_series_observe(h->s_duration[r->head.route], secs);
 	ts_series_dec(h->s_inflight);
 	atomic_fetch_sub(&h->active, 1);
 	pthread_mutex_lock(&h->lock);

@@ -15,27 +15,6 @@
 #include "log.h"
 #include "tool.h"
 
-static void set_error(item *it, int status, const char *msg,
-		      const char *field)
-{
-	it->status = status;
-	free(it->error);
-	free(it->field);
-	it->error = strdup(msg ? msg : "error");
-	it->field = field && *field ? strdup(field) : NULL;
-}
-
-void tasks_free_items(request *r)
-{
-	for (size_t i = 0; i < r->nitems; i++) {
-		free(r->items[i].error);
-		free(r->items[i].field);
-	}
-	free(r->items);
-	r->items = NULL;
-	r->nitems = 0;
-}
-
 /* ---- delivery reports and timeouts (poller thread) ---- */
 
 static int status_of(rd_kafka_resp_err_t err)
@@ -90,7 +69,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			it->partition = m->partition;
 			it->offset = m->offset;
 		} else {
-			set_error(it, status_of(m->err), msg, NULL);
+			httpd_item_fail(it, status_of(m->err), msg, NULL);
 		}
 		if (--r->pending == 0)
 			resume = httpd_request_finish(r);
@@ -114,9 +93,9 @@ static int expire(httpd *h)
 	pthread_mutex_lock(&h->lock);
 	while (h->whead && h->whead->deadline_ms <= now && n < 64) {
 		request *r = h->whead;
-		for (size_t i = 0; i < r->nitems; i++)
-			if (r->items[i].status == 0)
-				set_error(&r->items[i], 503, msg, NULL);
+		for (size_t i = 0; i < r->plan.nitems; i++)
+			if (r->plan.items[i].status == 0)
+				httpd_item_fail(&r->plan.items[i], 503, msg, NULL);
 		r->pending = 0;
 		if ((resume[n] = httpd_request_finish(r)))
 			n++;
@@ -240,53 +219,12 @@ void tasks_stop(httpd *h, int timeout_ms)
 	}
 }
 
-/* ---- validating and producing (MHD thread) ---- */
-
-/* Parse one task into it; the envelope goes to env. Returns 1 when the
- * task is ready to be produced. */
-static int prepare(request *r, item *it, const char *data, size_t len,
-		   ts_task *t, ts_buf *env)
-{
-	const ts_config *cfg = r->h->cfg;
-	ts_task_opts opts = { 0 };
-	ts_detail d;
-	ts_err err;
-	char msg[128];
-
-	opts.default_id = r->idem_key;
-	opts.default_traceparent = r->traceparent;
-	err = ts_task_parse(data, len, &opts, t, &d);
-	if (err) {
-		set_error(it, err == TS_ERR_DATA ? 400 : 500,
-			  err == TS_ERR_DATA ? d.msg : ts_strerror(err),
-			  err == TS_ERR_DATA ? d.field : NULL);
-		return 0;
-	}
-	memcpy(it->task_id, t->task_id, sizeof it->task_id);
-	if (r->idem_key && strcmp(t->task_id, r->idem_key) != 0) {
-		set_error(it, 400, "differs from the taskId in the body",
-			  "Idempotency-Key");
-		return 0;
-	}
-	if (ts_task_serialize(t, env)) {
-		set_error(it, 500, "out of memory", NULL);
-		return 0;
-	}
-	if ((int64_t)env->len > cfg->max_task) {
-		snprintf(msg, sizeof msg,
-			 "task is %zu bytes, over the %lld-byte limit (--max-task)",
-			 env->len, (long long)cfg->max_task);
-		set_error(it, 413, msg, NULL);
-		return 0;
-	}
-	return 1;
-}
+/* ---- producing and answering (MHD thread) ---- */
 
 /* Hand one record to librdkafka; the envelope's buffer goes with it. */
-static rd_kafka_resp_err_t produce(httpd *h, item *it, const ts_task *t,
-				   ts_buf *env)
+static rd_kafka_resp_err_t produce(httpd *h, item *it)
 {
-	const char *key = ts_task_record_key(t);
+	const char *key = httpd_item_key(it);
 	rd_kafka_vu_t vu[6];
 	rd_kafka_error_t *error;
 	rd_kafka_resp_err_t err;
@@ -295,8 +233,8 @@ static rd_kafka_resp_err_t produce(httpd *h, item *it, const ts_task *t,
 	vu[n].vtype = RD_KAFKA_VTYPE_RKT;
 	vu[n++].u.rkt = h->rkt;
 	vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
-	vu[n].u.mem.ptr = env->data;
-	vu[n++].u.mem.size = env->len;
+	vu[n].u.mem.ptr = it->env.data;
+	vu[n++].u.mem.size = it->env.len;
 	vu[n].vtype = RD_KAFKA_VTYPE_KEY;
 	vu[n].u.mem.ptr = (void *)key;
 	vu[n++].u.mem.size = strlen(key);
@@ -304,119 +242,57 @@ static rd_kafka_resp_err_t produce(httpd *h, item *it, const ts_task *t,
 	vu[n++].u.i = RD_KAFKA_MSG_F_FREE;
 	vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
 	vu[n++].u.ptr = it;
-	if (t->traceparent) {
+	if (it->traceparent) {
 		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
 		vu[n].u.header.name = "traceparent";
-		vu[n].u.header.val = t->traceparent;
-		vu[n++].u.header.size = (ssize_t)strlen(t->traceparent);
+		vu[n].u.header.val = it->traceparent;
+		vu[n++].u.header.size = (ssize_t)strlen(it->traceparent);
 	}
 	it->produced_us = httpd_mono_us();
 	if (!(error = rd_kafka_produceva(h->rk, vu, n))) {
 		/* librdkafka owns the buffer now. */
-		env->data = NULL;
-		env->len = env->cap = 0;
+		it->env.data = NULL;
+		it->env.len = it->env.cap = 0;
 		return RD_KAFKA_RESP_ERR_NO_ERROR;
 	}
 	err = rd_kafka_error_code(error);
 	rd_kafka_error_destroy(error);
-	ts_buf_free(env);
+	ts_buf_free(&it->env);
 	return err;
 }
 
-/* Split an NDJSON body into items, one per non-blank line. */
-static ts_err split_lines(request *r)
-{
-	char *p = r->body.data, *end = p + r->body.len;
-	size_t n = 0;
-	long line = 0;
-
-	for (char *q = p; q < end; q++)
-		n += *q == '\n';
-	if (!(r->items = calloc(n + 1, sizeof *r->items)))
-		return TS_ERR_NOMEM;
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *e = nl ? nl : end, *s = p;
-		line++;
-		while (s < e && (*s == ' ' || *s == '\t' || *s == '\r'))
-			s++;
-		if (s < e) {
-			item *it = &r->items[r->nitems++];
-			it->req = r;
-			it->line = line;
-			it->src_off = (size_t)(p - r->body.data);
-			it->src_len = (size_t)(e - p);
-		}
-		p = e + 1;
-	}
-	return TS_OK;
-}
-
-static void produce_all(request *r, ts_task *tasks, ts_buf *envs, int *ready)
+static void produce_all(request *r)
 {
 	httpd *h = r->h;
 
-	for (size_t i = 0; i < r->nitems; i++) {
-		item *it = &r->items[i];
+	for (size_t i = 0; i < r->plan.nitems; i++) {
+		item *it = &r->plan.items[i];
 		rd_kafka_resp_err_t err;
 		char msg[160];
 
-		if (!ready[i])
+		if (it->status != 0)
 			continue;
-		err = produce(h, it, &tasks[i], &envs[i]);
+		it->req = r;
+		err = produce(h, it);
 		if (!err)
 			continue;
 		snprintf(msg, sizeof msg, "not produced: %s",
 			 rd_kafka_err2str(err));
 		pthread_mutex_lock(&h->lock);
 		if (!r->done)
-			set_error(it, status_of(err), msg, NULL);
+			httpd_item_fail(it, status_of(err), msg, NULL);
 		r->pending--;
 		httpd_request_unref(r);
 		pthread_mutex_unlock(&h->lock);
 	}
 }
 
-enum MHD_Result tasks_handle(request *r)
+enum MHD_Result tasks_produce(request *r)
 {
 	httpd *h = r->h;
 	struct MHD_Connection *resume = NULL;
-	ts_task *tasks = NULL;
-	ts_buf *envs = NULL;
-	int *ready = NULL, nready = 0;
-	enum MHD_Result ret = MHD_NO;
+	int nready = (int)r->plan.nready;
 
-	if (r->ndjson) {
-		if (split_lines(r))
-			goto out;
-	} else {
-		if (!(r->items = calloc(1, sizeof *r->items)))
-			goto out;
-		r->nitems = 1;
-		r->items[0].req = r;
-		r->items[0].line = 1;
-		r->items[0].src_len = r->body.len;
-	}
-	tasks = calloc(r->nitems + 1, sizeof *tasks);
-	envs = calloc(r->nitems + 1, sizeof *envs);
-	ready = calloc(r->nitems + 1, sizeof *ready);
-	if (!tasks || !envs || !ready)
-		goto out;
-	for (size_t i = 0; i < r->nitems; i++) {
-		item *it = &r->items[i];
-		const char *data = r->body.data ? r->body.data + it->src_off : "";
-
-		it->partition = -1;
-		it->offset = -1;
-		ready[i] = prepare(r, it, data, it->src_len, &tasks[i], &envs[i]);
-		nready += ready[i];
-	}
-	/* The body is no longer needed: give its memory back early. */
-	ts_buf_free(&r->body);
-	if (nready == 0) {
-		ret = tasks_answer(r);
-		goto out;
-	}
 	/* Suspend before producing, so a report that comes at once finds
 	 * the connection suspended and can resume it. */
 	MHD_suspend_connection(r->conn);
@@ -434,113 +310,32 @@ enum MHD_Result tasks_handle(request *r)
 	h->wtail = r;
 	r->in_wait = 1;
 	pthread_mutex_unlock(&h->lock);
-	produce_all(r, tasks, envs, ready);
+	produce_all(r);
 	pthread_mutex_lock(&h->lock);
 	if (!r->done && --r->pending == 0)
 		resume = httpd_request_finish(r);
 	pthread_mutex_unlock(&h->lock);
 	if (resume)
 		MHD_resume_connection(resume);
-	ret = MHD_YES;
-out:
-	for (size_t i = 0; tasks && i < r->nitems; i++) {
-		ts_task_free(&tasks[i]);
-		ts_buf_free(&envs[i]);
-	}
-	free(tasks);
-	free(envs);
-	free(ready);
-	return ret;
+	return MHD_YES;
 }
 
-/* ---- answers (MHD thread) ---- */
-
-static const char *result_of(int status)
+enum MHD_Result tasks_answer_now(request *r, enum httpd_next next,
+				 httpd_reply *reply)
 {
-	switch (status) {
-	case 202:
-		return "accepted";
-	case 400:
-	case 413:
-		return "invalid";
-	case 503:
-		return "unavailable";
-	default:
-		return "failed";
-	}
-}
+	httpd *h = r->h;
 
-/* The fields of one item's outcome, without the braces. */
-static ts_err item_fields(ts_buf *b, const httpd *h, const item *it)
-{
-	ts_err err;
-
-	/* taskIds and topic names are of JSON-safe alphabets (validated by
-	 * lib/task and by Kafka), so they need no escaping. */
-	if (it->status == 202) {
-		if ((err = httpd_append(b, "\"message\":\"task accepted\",\"taskId\":\"")) ||
-		    (err = httpd_append(b, it->task_id)) ||
-		    (err = httpd_append(b, "\",\"topic\":\"")) ||
-		    (err = httpd_append(b, h->topic)) ||
-		    (err = httpd_append(b, "\",\"partition\":")) ||
-		    (err = httpd_append_int(b, it->partition)) ||
-		    (err = httpd_append(b, ",\"offset\":")))
-			return err;
-		return httpd_append_int(b, (long long)it->offset);
-	}
-	if ((err = ts_buf_append(b, "\"error\":", 8)) ||
-	    (err = httpd_json_str(b, it->error)) ||
-	    (err = ts_buf_append(b, ",\"field\":", 9)) ||
-	    (err = httpd_json_str(b, it->field)))
-		return err;
-	/* Who retries a 503 should send the same taskId again. */
-	if (it->task_id[0] && it->status >= 500)
-		return ts_buf_appendf(b, ",\"taskId\":\"%s\"", it->task_id);
-	return TS_OK;
+	for (size_t i = 0; i < r->plan.nitems; i++)
+		ts_series_inc(ts_metric_with(h->m_tasks,
+			httpd_item_result(r->plan.items[i].status)));
+	return httpd_send_decided(r, next, reply);
 }
 
 enum MHD_Result tasks_answer(request *r)
 {
-	httpd *h = r->h;
-	ts_buf b = { 0 };
-	ts_err err = TS_OK;
-	item *it;
+	httpd_reply reply = { 0 };
+	ts_err err = httpd_reply_tasks(&r->h->rules, &r->head, &r->plan,
+				       &reply);
 
-	for (size_t i = 0; i < r->nitems; i++)
-		ts_series_inc(ts_metric_with(h->m_tasks,
-					     result_of(r->items[i].status)));
-	if (r->ndjson) {
-		for (size_t i = 0; i < r->nitems && !err; i++) {
-			it = &r->items[i];
-			if (!(err = ts_buf_appendf(&b, "{\"line\":%ld,\"status\":%d,",
-						   it->line, it->status)) &&
-			    !(err = item_fields(&b, h, it)))
-				err = ts_buf_append(&b, "}\n", 2);
-		}
-		if (err) {
-			ts_buf_free(&b);
-			return MHD_NO;
-		}
-		return httpd_answer(r, MHD_HTTP_OK, &b, "application/x-ndjson");
-	}
-	it = &r->items[0];
-	if (it->status == 202) {
-		if (ts_buf_append(&b, "{", 1) || item_fields(&b, h, it) ||
-		    ts_buf_append(&b, "}\n", 2)) {
-			ts_buf_free(&b);
-			return MHD_NO;
-		}
-		return httpd_answer(r, MHD_HTTP_ACCEPTED, &b, "application/json");
-	}
-	if (it->status == 503 || it->status >= 500) {
-		/* httpd_answer_error has no taskId: build it here. */
-		if (ts_buf_append(&b, "{", 1) || item_fields(&b, h, it) ||
-		    ts_buf_append(&b, "}\n", 2)) {
-			ts_buf_free(&b);
-			return MHD_NO;
-		}
-		return httpd_answer_ex(r, (unsigned)it->status, &b,
-				       it->status == 503 ? h->retry_after_s : 0);
-	}
-	return httpd_answer_error(r, (unsigned)it->status, it->error, it->field);
+	return tasks_answer_now(r, err ? HTTPD_FAIL : HTTPD_ANSWER, &reply);
 }
