@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -194,6 +195,35 @@ static const unsigned char string_stop[256] = {
 	['"'] = 1, ['\\'] = 1, ['\n'] = 1,
 };
 
+/* The first byte of data[i..n) that ends a run of plain string content,
+ * or n. Strings are most of the input, so eight bytes are tested at a time
+ * (a word holds a byte equal to c when (w ^ c*ONES) has a zero byte; the
+ * lowest flagged byte is always a true one, whatever the borrows above). */
+static size_t string_run(const char *data, size_t i, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ones = 0x0101010101010101u;
+	const uint64_t highs = 0x8080808080808080u;
+
+	while (n - i >= 8) {
+		uint64_t w, q, b, l, hit;
+
+		memcpy(&w, data + i, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		l = w ^ (ones * '\n');
+		hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((l - ones) & ~l);
+		hit &= highs;
+		if (hit)
+			return i + ((size_t)__builtin_ctzll(hit) >> 3);
+		i += 8;
+	}
+#endif
+	while (i < n && !string_stop[(unsigned char)data[i]])
+		i++;
+	return i;
+}
+
 /* step() over every buffered byte of an object or array (nearly every
  * value), with the state in locals and runs of plain string bytes skipped
  * in one go. Returns 1 when the value ended (s->scan is just past its
@@ -231,8 +261,7 @@ static int scan_container(ts_jsonstream *s)
 			else if (c == '"')
 				in_string = 0;
 			else
-				while (i < n && !string_stop[(unsigned char)data[i]])
-					i++;
+				i = string_run(data, i, n);
 			continue;
 		}
 		switch (c) {

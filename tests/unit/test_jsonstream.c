@@ -699,6 +699,57 @@ static void test_split_buffer_exact_size(void **state)
 	free(buf);
 }
 
+/* Plain string content is skipped eight bytes at a time: put a quote, a
+ * backslash or a line feed at every offset of a word (and strings of every
+ * length up to the end of the buffer) and check the values still end where
+ * they do. */
+static void test_string_runs(void **state)
+{
+	static const char *const stops[] = { "\\\"", "\\\\", "\\n", "}{[]", "\xc3\xa9" };
+	char s[64], in[256], want[128];
+	struct collected c = { 0 };
+	items it;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof stops / sizeof stops[0]; k++) {
+		for (int at = 0; at <= 17; at++) {
+			memset(s, 'a', (size_t)at);
+			snprintf(s + at, sizeof s - (size_t)at, "%sbcdefghijk", stops[k]);
+			snprintf(want, sizeof want, "{\"k\":\"%s\"}", s);
+			snprintf(in, sizeof in, "%s\n[\"%s\"]{\"x\":1}\n", want, s);
+			SPLIT(in, 0, &it);
+			assert_int_equal(it.n, 3);
+			want_value(&it, 0, want, 1);
+			want_value(&it, 2, "{\"x\":1}", 2);
+			items_free(&it);
+		}
+	}
+	/* a raw line feed inside a string, at every offset */
+	for (int at = 0; at <= 17; at++) {
+		memset(s, 'a', (size_t)at);
+		s[at] = '\0';
+		snprintf(in, sizeof in, "{\"k\":\"%s\n{\"x\":\"bcdefghijk\"}\n", s);
+		SPLIT(in, 0, &it);
+		assert_int_equal(it.n, 2);
+		want_error(&it, 0, 1, "string runs into the end of the line");
+		want_value(&it, 1, "{\"x\":\"bcdefghijk\"}", 2);
+		items_free(&it);
+	}
+	/* a string open to the very end of an exact-size buffer */
+	for (int len = 0; len <= 17; len++) {
+		char *buf = malloc((size_t)len + 6);
+
+		assert_non_null(buf);
+		memcpy(buf, "{\"k\":\"", 6);
+		memset(buf + 6, 'a', (size_t)len);
+		ts_json_split(buf, (size_t)len + 6, collect, &c);
+		assert_int_equal(c.it.n, 1);
+		want_error(&c.it, 0, 1, "truncated");
+		items_free(&c.it);
+		free(buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +770,7 @@ int main(void)
 		cmocka_unit_test(test_read_error),
 		cmocka_unit_test(test_split_buffer),
 		cmocka_unit_test(test_split_buffer_exact_size),
+		cmocka_unit_test(test_string_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
