@@ -239,18 +239,22 @@ void httpd_item_fail(item *it, int status, const char *msg, const char *field)
 	it->field = field && *field ? strdup(field) : NULL;
 }
 
-const char *httpd_item_result(int status)
+const char *const httpd_result_names[RESULT__COUNT] = {
+	"accepted", "invalid", "unavailable", "failed",
+};
+
+int httpd_item_result(int status)
 {
 	switch (status) {
 	case 202:
-		return "accepted";
+		return RESULT_ACCEPTED;
 	case 400:
 	case 413:
-		return "invalid";
+		return RESULT_INVALID;
 	case 503:
-		return "unavailable";
+		return RESULT_UNAVAILABLE;
 	default:
-		return "failed";
+		return RESULT_FAILED;
 	}
 }
 

@@ -147,8 +147,11 @@ void httpd_reply_free(httpd_reply *reply);
 
 /* An item's outcome is an error (msg copied; field may be NULL). */
 void httpd_item_fail(item *it, int status, const char *msg, const char *field);
-/* "accepted", "invalid", "unavailable", "failed": for metrics. */
-const char *httpd_item_result(int status);
+/* An item's outcome for metrics: index of httpd_result_names. */
+enum { RESULT_ACCEPTED, RESULT_INVALID, RESULT_UNAVAILABLE, RESULT_FAILED,
+       RESULT__COUNT };
+extern const char *const httpd_result_names[RESULT__COUNT];
+int httpd_item_result(int status);
 /* The record key of a ready item. */
 static inline const char *httpd_item_key(const item *it)
 {

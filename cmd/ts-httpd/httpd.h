@@ -1,17 +1,22 @@
 /* httpd.h - what the parts of ts-httpd share.
  *
- * One libmicrohttpd event thread (epoll) reads requests and writes answers.
- * A request that must wait (for Kafka's acknowledgement, or for a delivery
- * in the notification pool) is suspended: it holds no thread while it
- * waits. Whoever finishes it (the Kafka poller thread on a delivery report
- * or a timeout, a pool thread after a send) records the outcome under
- * httpd.lock and resumes the connection; libmicrohttpd then calls the
- * handler again on its own thread, which queues the answer.
+ * One event thread (server.c's loop) runs libmicrohttpd in its external
+ * epoll mode and serves Kafka's delivery reports too: it waits on
+ * libmicrohttpd's epoll descriptor and on an eventfd that librdkafka
+ * signals when reports are queued. A request that must wait (for Kafka's
+ * acknowledgement, or for a delivery in the notification pool) is
+ * suspended: it holds no thread while it waits. Whoever finishes it (the
+ * event thread on a delivery report or a timeout, a pool thread after a
+ * send) records the outcome under httpd.lock and resumes the connection;
+ * libmicrohttpd then calls the handler again on the event thread, which
+ * queues the answer. An acknowledgement is thus answered without a
+ * hand-over between threads.
  *
  *   decide.c  what to do with a request and the text of every answer,
  *             from (method, URL, headers, body, options) alone
- *   server.c  the libmicrohttpd callbacks, bodies, access log, metrics
- *   tasks.c   POST /tasks: validate, produce, delivery reports, timeouts
+ *   server.c  the event loop, the libmicrohttpd callbacks, bodies, access
+ *             log, metrics
+ *   tasks.c   POST /tasks: produce, delivery reports, timeouts
  *   notify.c  POST /api/email/send and /api/sms/send: the delivery pool
  *   main.c    options, start-up, health checks, graceful shutdown
  */
@@ -113,9 +118,8 @@ struct httpd {
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
 	const char *topic;
-	pthread_t poller;
-	int poller_running;
-	atomic_int poller_stop;
+	rd_kafka_queue_t *mainq;  /* delivery reports */
+	int kafka_fd;             /* eventfd: reports are waiting */
 	atomic_llong kafka_ok_ms; /* monotonic time of the last good metadata
 				   * request; 0: never */
 	atomic_int kafka_up;      /* the last metadata request succeeded */
@@ -131,6 +135,13 @@ struct httpd {
 
 	notify_pool pool;
 
+	pthread_t loop;           /* the event thread */
+	int loop_running;
+	int loop_ep;              /* its epoll: libmicrohttpd's, kafka_fd, wake_fd */
+	int wake_fd;              /* eventfd: look at the flags below */
+	atomic_int loop_stop;
+	atomic_int quiesce_req, quiesced;
+
 	ts_metrics *metrics;
 	ts_metric *m_requests;    /* route, code */
 	ts_metric *m_duration;    /* route */
@@ -140,6 +151,9 @@ struct httpd {
 	ts_metric *m_notify;      /* channel, result */
 	ts_metric *m_kafka_up;
 	ts_series *s_inflight;
+	ts_series *s_produce;
+	ts_series *s_kafka_up;
+	ts_series *s_tasks[RESULT__COUNT];
 	ts_series *s_requests[ROUTE__COUNT][13]; /* by route and known code */
 	ts_series *s_duration[ROUTE__COUNT];
 
@@ -155,6 +169,7 @@ struct httpd {
 ts_err httpd_server_start(httpd *h, ts_detail *d);
 /* Stop accepting new connections (closes the listening socket). */
 void httpd_server_quiesce(httpd *h);
+/* Stop the event thread and the daemon. */
 void httpd_server_stop(httpd *h);
 /* Write out the buffered access log: when force, or when its oldest line
  * is 100 ms old. */
@@ -186,7 +201,12 @@ enum MHD_Result tasks_answer(request *r);
  * the task metrics). */
 enum MHD_Result tasks_answer_now(request *r, enum httpd_next next,
 				 httpd_reply *reply);
-/* Stop the poller, flush what is queued (up to timeout_ms). */
+/* Serve the delivery reports that are in (event thread) and time out
+ * late requests; returns the ms until the next deadline (at most 100). */
+int tasks_serve(httpd *h);
+/* Wait up to timeout_ms for what is queued to be acknowledged (served
+ * by the event thread while it runs, here otherwise), then give up on
+ * the rest. */
 void tasks_stop(httpd *h, int timeout_ms);
 /* Is Kafka reachable? A recent acknowledgement, else one metadata request;
  * updates kafka_ok_ms and kafka_up. */

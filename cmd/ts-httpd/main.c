@@ -193,6 +193,10 @@ static void cleanup(httpd *h)
 	ts_buf_free(&h->log);
 	if (h->listen_fd >= 0)
 		close(h->listen_fd);
+	if (h->mainq)
+		rd_kafka_queue_destroy(h->mainq);
+	if (h->kafka_fd >= 0)
+		close(h->kafka_fd);
 	if (h->rkt)
 		rd_kafka_topic_destroy(h->rkt);
 	if (h->rk)
@@ -210,7 +214,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	memset(&h, 0, sizeof h);
-	h.listen_fd = -1;
+	h.listen_fd = h.kafka_fd = h.wake_fd = h.loop_ep = -1;
 	h.cfg = &cfg;
 	rc = ts_tool_start(&cfg, TS_TOOL_HTTPD, "ts-httpd", SYNOPSIS, argc,
 			   argv, stdout);

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "httpd.h"
@@ -238,7 +240,7 @@ static request *request_new(httpd *h, struct MHD_Connection *c,
 	r->refs = 1;
 	r->start_us = httpd_mono_us();
 	r->phase = PHASE_READING;
-	snprintf(r->method, sizeof r->method, "%s", method);
+	strncpy(r->method, method, sizeof r->method - 1);
 	if (!(r->path = strdup(url))) {
 		free(r);
 		return NULL;
@@ -300,8 +302,8 @@ static void client_addr(struct MHD_Connection *c, char *buf, size_t size)
 
 /* The access log is buffered: lines are written when 16 KiB have
  * gathered, or by httpd_log_flush() (called at least every 100 ms by the
- * Kafka poller thread, and at exit), saving a write(2) per request under
- * load; like nginx's "access_log ... buffer= flush=". */
+ * event thread, and at exit), saving a write(2) per request under load;
+ * like nginx's "access_log ... buffer= flush=". */
 #define LOG_FLUSH_BYTES (16 << 10)
 #define LOG_FLUSH_MS 100
 
@@ -450,21 +452,96 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	ts_logv(TS_LOG_DEBUG, "http", fmt, ap);
 }
 
-/* ---- the daemon ---- */
+/* ---- the daemon and the event loop ---- */
+
+static void wake(int fd)
+{
+	static const uint64_t one = 1;
+
+	if (write(fd, &one, sizeof one) < 0) {
+		/* EAGAIN: the counter is full, so it is signalled anyway */
+	}
+}
+
+static void loop_quiesce(httpd *h)
+{
+	MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	h->listen_fd = -1;
+	atomic_store(&h->quiesced, 1);
+}
+
+/* The event thread: libmicrohttpd's sockets, Kafka's delivery reports,
+ * timeouts and the access log, in one place. A report resumes its
+ * connection here, and the answer goes out in the same pass. */
+static void *loop_main(void *arg)
+{
+	httpd *h = arg;
+	struct epoll_event ev[4];
+	int timeout = 0;
+
+	while (!atomic_load(&h->loop_stop)) {
+		MHD_UNSIGNED_LONG_LONG mhd_ms;
+		int n = epoll_wait(h->loop_ep, ev, 4, timeout);
+		uint64_t v;
+
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.fd == h->wake_fd &&
+			    read(h->wake_fd, &v, sizeof v) < 0) {
+				/* spurious */
+			}
+		if (atomic_load(&h->quiesce_req) && !atomic_load(&h->quiesced))
+			loop_quiesce(h);
+		timeout = tasks_serve(h);
+		MHD_run(h->daemon);
+		httpd_log_flush(h, 0);
+		if (MHD_get_timeout(h->daemon, &mhd_ms) == MHD_YES &&
+		    mhd_ms < (MHD_UNSIGNED_LONG_LONG)timeout)
+			timeout = (int)mhd_ms;
+	}
+	return NULL;
+}
+
+static ts_err loop_start(httpd *h, ts_detail *d)
+{
+	const union MHD_DaemonInfo *di =
+		MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	int fds[3] = { di ? di->epoll_fd : -1, h->kafka_fd, -1 };
+
+	if ((h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    (h->loop_ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return ts_fail(d, TS_ERR_INTERNAL, NULL, "epoll: %s",
+			       strerror(errno));
+	fds[2] = h->wake_fd;
+	for (int i = 0; i < 3; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+		if (fds[i] < 0 ||
+		    epoll_ctl(h->loop_ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+			return ts_fail(d, TS_ERR_INTERNAL, NULL, "epoll: %s",
+				       fds[i] < 0 ? "no descriptor" : strerror(errno));
+	}
+	if (pthread_create(&h->loop, NULL, loop_main, h) != 0)
+		return ts_fail(d, TS_ERR_INTERNAL, NULL,
+			       "cannot start the event thread");
+	h->loop_running = 1;
+	return TS_OK;
+}
 
 ts_err httpd_server_start(httpd *h, ts_detail *d)
 {
 	const ts_config *cfg = h->cfg;
 	struct MHD_OptionItem o[12];
-	/* One event thread with epoll; TURBO skips shutdown(2) before close
-	 * and reads optimistically, which matters at tens of thousands of
-	 * requests a second. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
+	/* External epoll mode: the event thread (loop_main) runs it. TURBO
+	 * skips shutdown(2) before close and reads optimistically, which
+	 * matters at tens of thousands of requests a second. */
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	unsigned timeout_s = (unsigned)((cfg->conn_timeout_ms + 999) / 1000);
 	int n = 0;
 
+	h->wake_fd = h->loop_ep = -1;
 	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET,
 		h->listen_fd, NULL };
 	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
@@ -498,26 +575,42 @@ ts_err httpd_server_start(httpd *h, ts_detail *d)
 		return ts_fail(d, TS_ERR_CONFIG, NULL,
 			       "%s: cannot start the HTTP server%s", cfg->listen,
 			       h->tls_cert ? " (check --tls-cert and --tls-key)" : "");
-	return TS_OK;
+	return loop_start(h, d);
 }
 
 void httpd_server_quiesce(httpd *h)
 {
-	MHD_socket fd;
-
 	if (!h->daemon || h->listen_fd < 0)
 		return;
-	fd = MHD_quiesce_daemon(h->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	h->listen_fd = -1;
+	if (!h->loop_running) {
+		loop_quiesce(h);
+		return;
+	}
+	/* libmicrohttpd in external mode is the event thread's alone. */
+	atomic_store(&h->quiesce_req, 1);
+	wake(h->wake_fd);
+	while (!atomic_load(&h->quiesced)) {
+		struct timespec ts = { 0, 1000000L };
+		nanosleep(&ts, NULL);
+	}
 }
 
 void httpd_server_stop(httpd *h)
 {
+	if (h->loop_running) {
+		atomic_store(&h->loop_stop, 1);
+		wake(h->wake_fd);
+		pthread_join(h->loop, NULL);
+		h->loop_running = 0;
+	}
 	if (h->daemon)
 		MHD_stop_daemon(h->daemon);
 	h->daemon = NULL;
+	if (h->loop_ep >= 0)
+		close(h->loop_ep);
+	if (h->wake_fd >= 0)
+		close(h->wake_fd);
+	h->loop_ep = h->wake_fd = -1;
 }
 
 ts_err httpd_metrics_init(httpd *h, ts_detail *d)
@@ -553,10 +646,9 @@ ts_err httpd_metrics_init(httpd *h, ts_detail *d)
 		return err;
 	/* The usual series exist from the start, so rates can be taken. */
 	h->s_inflight = ts_metric_with(h->m_inflight);
-	for (int i = 0; i < 4; i++) {
-		static const char *const res[] = { "accepted", "invalid",
-						   "unavailable", "failed" };
-		ts_metric_with(h->m_tasks, res[i]);
-	}
+	h->s_produce = ts_metric_with(h->m_produce);
+	h->s_kafka_up = ts_metric_with(h->m_kafka_up);
+	for (int i = 0; i < RESULT__COUNT; i++)
+		h->s_tasks[i] = ts_metric_with(h->m_tasks, httpd_result_names[i]);
 	return TS_OK;
 }
