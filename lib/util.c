@@ -91,11 +91,14 @@ ts_err ts_uuid4(char *buf, size_t size)
 		return TS_ERR_INTERNAL;
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	snprintf(buf, size,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-		 r[10], r[11], r[12], r[13], r[14], r[15]);
+	/* 8-4-4-4-12 hex digits, without printf (one per task produced). */
+	for (int i = 0, o = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[o++] = '-';
+		buf[o++] = "0123456789abcdef"[r[i] >> 4];
+		buf[o++] = "0123456789abcdef"[r[i] & 15];
+		buf[o] = '\0';
+	}
 	return TS_OK;
 }
 
