@@ -201,9 +201,10 @@ enum MHD_Result tasks_answer(request *r);
  * the task metrics). */
 enum MHD_Result tasks_answer_now(request *r, enum httpd_next next,
 				 httpd_reply *reply);
-/* Serve the delivery reports that are in (event thread) and time out
- * late requests; returns the ms until the next deadline (at most 100). */
-int tasks_serve(httpd *h);
+/* Serve the delivery reports that are in (event thread; when reports is
+ * set: kafka_fd was signalled) and time out late requests; returns the ms
+ * until the next deadline (at most 100). */
+int tasks_serve(httpd *h, int reports);
 /* Wait up to timeout_ms for what is queued to be acknowledged (served
  * by the event thread while it runs, here otherwise), then give up on
  * the rest. */

@@ -94,10 +94,11 @@ static int expire(httpd *h)
 	char msg[160];
 	int n = 0;
 
-	timeout_msg(h, msg, sizeof msg);
 	pthread_mutex_lock(&h->lock);
 	while (h->whead && h->whead->deadline_ms <= now && n < 64) {
 		request *r = h->whead;
+		if (n == 0)
+			timeout_msg(h, msg, sizeof msg);
 		for (size_t i = 0; i < r->plan.nitems; i++)
 			if (r->plan.items[i].status == 0)
 				httpd_item_fail(&r->plan.items[i], 503, msg, NULL);
@@ -113,15 +114,17 @@ static int expire(httpd *h)
 	return n == 64 ? 0 : (int)(wait > 0 ? wait : 0);
 }
 
-int tasks_serve(httpd *h)
+int tasks_serve(httpd *h, int reports)
 {
 	uint64_t n;
 
 	/* librdkafka writes once until the queue is served again. */
-	if (read(h->kafka_fd, &n, sizeof n) < 0) {
-		/* nothing signalled: a timer tick */
+	if (reports) {
+		if (read(h->kafka_fd, &n, sizeof n) < 0) {
+			/* nothing signalled: a timer tick */
+		}
+		rd_kafka_poll(h->rk, 0);
 	}
-	rd_kafka_poll(h->rk, 0);
 	return expire(h);
 }
 
