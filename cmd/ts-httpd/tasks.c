@@ -44,6 +44,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	item *it = m->_private;
 	request *r;
 	struct MHD_Connection *resume = NULL;
+	int64_t now_us;
 	char msg[160];
 
 	(void)rk;
@@ -58,8 +59,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		ts_log_error("kafka: fatal producer error: %s; shutting down", why);
 		ts_stop = 1;
 	}
+	now_us = httpd_mono_us();
 	ts_series_observe(h->s_produce,
-			  (double)(httpd_mono_us() - it->produced_us) / 1e6);
+			  (double)(now_us - it->produced_us) / 1e6);
 	if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ||
 	    m->err == RD_KAFKA_RESP_ERR__TIMED_OUT)
 		timeout_msg(h, msg, sizeof msg);
@@ -69,7 +71,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	pthread_mutex_lock(&h->lock);
 	if (!r->done) {
 		if (!m->err) {
-			atomic_store(&h->kafka_ack_ms, ts_mono_ms());
+			atomic_store(&h->kafka_ack_ms, now_us / 1000);
 			it->status = 202;
 			it->partition = m->partition;
 			it->offset = m->offset;
