@@ -26,6 +26,17 @@
 #include "log.h"
 #include "util.h"
 
+/* The message text handed to libesmtp, in memory so it can rewind. */
+struct cursor {
+	const char *data;
+	size_t len;
+	int done;
+	int used;               /* libesmtp asked for the text */
+	int broken;             /* not fully set up: abort, never send it */
+};
+
+struct slot;
+
 /* What one session learned beyond libesmtp's per-message status. */
 struct sess {
 	struct ts_smtp *s;
@@ -43,8 +54,28 @@ struct sess {
 	char last_reply[200];   /* last reply line from the server */
 	timer_t timer;
 	int have_timer;
-	int64_t started_ms;     /* monotonic, when the session began */
+	int64_t last_io_ms;     /* monotonic: the last reply, command or event */
 	int64_t ended_ms;
+
+	/* the messages of the session, fed while it runs */
+	smtp_session_t session;
+	const ts_smtp_feed *feed;
+	struct slot *slots;
+	size_t n;               /* slots in use (messages added) */
+	size_t cur;             /* the first without an outcome */
+	size_t mails_sent;      /* MAIL commands written */
+	size_t done;            /* outcomes given during the session */
+	int closing;            /* the server said 421: add nothing more */
+};
+
+/* One message of a session. */
+struct slot {
+	smtp_message_t msg;
+	ts_mail *mail;
+	void *tag;
+	struct cursor text;
+	size_t rcpt_seen;       /* RCPT replies so far */
+	int rcpt_failed;
 };
 
 struct ts_smtp {
@@ -57,13 +88,6 @@ struct ts_smtp {
 	long timeout_ms;
 	SSL_CTX *ctx;
 	struct sess *cur;       /* the session running now (one thread) */
-};
-
-/* The message text handed to libesmtp, in memory so it can rewind. */
-struct cursor {
-	const char *data;
-	size_t len;
-	int done;
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -187,6 +211,8 @@ static void disarm(struct sess *ss)
 	timer_settime(ss->timer, 0, &off, NULL);
 }
 
+static void on_progress(struct sess *ss, int event, void *what);
+
 static void event_cb(smtp_session_t session, int event, void *arg, ...)
 {
 	struct sess *ss = arg;
@@ -199,6 +225,7 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
 	switch (event) {
 	case SMTP_EV_CONNECT:
 		ss->connected = 1;
+		ss->last_io_ms = ts_mono_ms();
 		disarm(ss);
 		break;
 	case SMTP_EV_EXTNA_STARTTLS:
@@ -251,6 +278,14 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
 		ok = va_arg(ap, int *);
 		*ok = 1; /* we present none */
 		break;
+	case SMTP_EV_MAILSTATUS:
+	case SMTP_EV_RCPTSTATUS:
+		(void)va_arg(ap, const char *);
+		on_progress(ss, event, va_arg(ap, void *));
+		break;
+	case SMTP_EV_MESSAGESENT:
+		on_progress(ss, event, va_arg(ap, void *));
+		break;
 	default:
 		break;
 	}
@@ -262,9 +297,17 @@ static void monitor_cb(const char *buf, int len, int writing, void *arg)
 {
 	struct sess *ss = arg;
 
+	ss->last_io_ms = ts_mono_ms();
 	if (writing == SMTP_CB_WRITING) {
-		/* Only commands before the first MAIL: after it, what we
-		 * write may be message text that happens to say "AUTH ". */
+		/* libesmtp shows us commands, never message text (it turns
+		 * the monitor off for that): count the MAIL commands, so
+		 * that after a broken session we know which messages were
+		 * never tried. Several commands may come in one write. */
+		for (int i = 0; i + 10 <= len; i++)
+			if ((i == 0 || buf[i - 1] == '\n') &&
+			    strncasecmp(buf + i, "MAIL FROM:", 10) == 0)
+				ss->mails_sent++;
+		/* AUTH and STARTTLS come before the first MAIL. */
 		if (ss->mail_sent)
 			return;
 		if (len >= 5 && strncasecmp(buf, "AUTH ", 5) == 0)
@@ -286,6 +329,8 @@ static void monitor_cb(const char *buf, int len, int writing, void *arg)
 		return;
 	copy_line(ss->last_reply, sizeof ss->last_reply, line,
 		  (size_t)(end - line));
+	if (strncmp(ss->last_reply, "421", 3) == 0)
+		ss->closing = 1;   /* the server is closing the session */
 	if (ss->in_auth && line[0] != '3') {
 		ss->in_auth = 0;
 		ss->auth_code = atoi(line);
@@ -321,8 +366,17 @@ static const char *message_cb(void **ctx, int *len, void *arg)
 	struct cursor *c = arg;
 
 	(void)ctx; /* libesmtp free()s *ctx: leave it NULL */
+	c->used = 1;
 	if (!len) {
 		c->done = 0;
+		return NULL;
+	}
+	if (c->broken) {
+		/* An error from the source makes libesmtp drop the
+		 * connection in the middle of DATA: the server discards
+		 * what it got, nobody gets a message half set up. */
+		*len = 0;
+		errno = ENOMEM;
 		return NULL;
 	}
 	if (c->done) {
@@ -436,7 +490,7 @@ static void session_failure(const ts_smtp *s, const struct sess *ss,
 				   smtp_strerror(e, buf, sizeof buf) ? buf
 								      : "failed");
 	} else if (e == SMTP_ERR_DROPPED_CONNECTION &&
-		   ss->ended_ms - ss->started_ms >= s->timeout_ms - 50) {
+		   ss->ended_ms - ss->last_io_ms >= s->timeout_ms - 50) {
 		/* libesmtp reports its read timeout as a dropped connection */
 		ts_send_result_set(r, TS_ERR_TRANSIENT, 0,
 			   "%s: no reply within %ld ms (timed out)%s%s",
@@ -543,7 +597,6 @@ static ts_err setup_session(ts_smtp *s, smtp_session_t session,
 				 s->timeout_ms);
 	smtp_set_eventcb(session, event_cb, ss);
 	smtp_set_monitorcb(session, monitor_cb, ss, 0);
-	smtp_option_require_all_recipients(session, 1);
 	if (s->starttls == TS_STARTTLS_NO) {
 		smtp_starttls_enable(session, Starttls_DISABLED);
 	} else {
@@ -562,51 +615,185 @@ static ts_err setup_session(ts_smtp *s, smtp_session_t session,
 	return TS_OK;
 }
 
-static ts_err add_messages(smtp_session_t session, ts_mail *const *mails,
-			   size_t n, struct cursor *cur, smtp_message_t *msgs)
+/* ---- feeding a session -------------------------------------------------- */
+
+/* Messages per session: libesmtp keeps what it knows of every message
+ * (status, header table) until the session is destroyed, so a session
+ * ends (QUIT) after this many and the next one starts. */
+#define SESSION_MESSAGES 32
+
+/* Put slot sl into the session as its next message. The message callback
+ * goes first: when a later step fails, the text is never sent (see
+ * message_cb), so no message goes out with a part of its envelope. */
+static void add_slot(struct sess *ss, struct slot *sl)
 {
-	for (size_t i = 0; i < n; i++) {
-		smtp_message_t msg = smtp_add_message(session);
-		if (!msg)
-			return TS_ERR_NOMEM;
-		msgs[i] = msg;
-		cur[i].data = mails[i]->msg.data;
-		cur[i].len = mails[i]->msg.len;
-		if (!smtp_set_reverse_path(msg, mails[i]->from_addr) ||
-		    !smtp_set_messagecb(msg, message_cb, &cur[i]))
-			return TS_ERR_NOMEM;
-		for (size_t k = 0; k < mails[i]->nrcpt; k++)
-			if (!smtp_add_recipient(msg, mails[i]->rcpt[k]))
-				return TS_ERR_NOMEM;
+	smtp_message_t msg = smtp_add_message(ss->session);
+
+	sl->msg = msg;
+	sl->rcpt_seen = 0;
+	sl->rcpt_failed = 0;
+	memset(&sl->text, 0, sizeof sl->text);
+	sl->text.data = sl->mail->msg.data;
+	sl->text.len = sl->mail->msg.len;
+	if (!msg)
+		return; /* not in the session: its outcome says why */
+	if (!smtp_set_messagecb(msg, message_cb, &sl->text) ||
+	    !smtp_set_reverse_path(msg, sl->mail->from_addr)) {
+		sl->text.broken = 1;
+		return;
 	}
-	return TS_OK;
+	for (size_t k = 0; k < sl->mail->nrcpt; k++)
+		if (!smtp_add_recipient(msg, sl->mail->rcpt[k])) {
+			sl->text.broken = 1;
+			return;
+		}
 }
 
-void ts_smtp_send(ts_smtp *s, ts_mail *const *mails, size_t n,
-		  ts_send_result *results)
+/* One more message from the feed, when there is room and one to have. */
+static void add_more(struct sess *ss)
+{
+	struct slot *sl;
+
+	if (ss->closing || ss->n >= SESSION_MESSAGES)
+		return;
+	sl = &ss->slots[ss->n];
+	memset(sl, 0, sizeof *sl);
+	if (!ss->feed->more(ss->feed->ctx, &sl->mail, &sl->tag))
+		return;
+	ss->n++;
+	add_slot(ss, sl);
+}
+
+static void give_outcome(ts_smtp *s, struct sess *ss, struct slot *sl)
+{
+	ts_send_result r;
+
+	memset(&r, 0, sizeof r);
+	r.retry_after_ms = -1;
+	if (!sl->msg) {
+		ts_send_result_set(&r, TS_ERR_TRANSIENT, 0,
+				   "cannot add the message to the SMTP session: "
+				   "out of memory");
+		snprintf(r.id, sizeof r.id, "%s", sl->mail->message_id);
+	} else if (sl->text.broken) {
+		ts_send_result_set(&r, TS_ERR_TRANSIENT, 0,
+				   "cannot set up the message: out of memory");
+		snprintf(r.id, sizeof r.id, "%s", sl->mail->message_id);
+	} else {
+		message_result(s, ss, sl->msg, sl->mail, &r);
+	}
+	ss->feed->done(ss->feed->ctx, sl->tag, &r);
+}
+
+/* The current message has its outcome: hand it back now, not at the end of
+ * the session. */
+static void message_over(struct sess *ss)
+{
+	give_outcome(ss->s, ss, &ss->slots[ss->cur]);
+	ss->cur++;
+	ss->done++;
+}
+
+/* libesmtp tells how a message is going (event_cb). It moves to the next
+ * message, or to QUIT when there is none, right after the MAIL and RCPT
+ * events and after the event for a message sent; so the next message is
+ * added at the MAIL reply of the one before (one ahead), or at the latest
+ * when that one is over. After a DATA refused, libesmtp has chosen
+ * before it tells: a message added then is never tried in this session,
+ * and the next session carries it (ts_smtp_stream). */
+static void on_progress(struct sess *ss, int event, void *what)
+{
+	struct slot *sl;
+
+	if (!ss->feed || ss->cur >= ss->n)
+		return;
+	sl = &ss->slots[ss->cur];
+	ss->last_io_ms = ts_mono_ms();
+	switch (event) {
+	case SMTP_EV_MAILSTATUS: {
+		const smtp_status_t *st = smtp_reverse_path_status(sl->msg);
+		if (what != sl->msg)
+			return;
+		/* One refused recipient of several refuses the message (all
+		 * or nothing); with one, DATA may go in the same write. The
+		 * session's option is read for this message from here on. */
+		smtp_option_require_all_recipients(ss->session,
+						   sl->mail->nrcpt > 1);
+		if (ss->n == ss->cur + 1)
+			add_more(ss);
+		if (st->code < 200 || st->code > 299) {
+			message_over(ss);
+			if (ss->n == ss->cur)
+				add_more(ss);
+		}
+		return;
+	}
+	case SMTP_EV_RCPTSTATUS: {
+		const smtp_status_t *st = smtp_recipient_status(what);
+		sl->rcpt_seen++;
+		if (!st || st->code < 200 || st->code > 299)
+			sl->rcpt_failed = 1;
+		if (sl->rcpt_seen == sl->mail->nrcpt && sl->rcpt_failed &&
+		    sl->mail->nrcpt > 1) {
+			message_over(ss);  /* libesmtp sends RSET next */
+			if (ss->n == ss->cur)
+				add_more(ss);
+		}
+		return;
+	}
+	case SMTP_EV_MESSAGESENT:
+		if (what != sl->msg)
+			return;
+		message_over(ss);
+		if (ss->n == ss->cur && sl->text.used)
+			add_more(ss);
+		return;
+	}
+}
+
+/* One SMTP session: the first nfirst slots, then what the feed gives.
+ * Returns how many messages it leaves for the next session (moved to the
+ * front of slots): those never tried because the session ended early,
+ * when the server answered for at least one message (*progress). A
+ * session that got nowhere gives every message it holds that failure. */
+static size_t run_session(ts_smtp *s, const ts_smtp_feed *feed,
+			  struct slot *slots, size_t nfirst, int *progress)
 {
 	smtp_session_t session = NULL;
 	auth_context_t auth = NULL;
-	struct cursor *cur = calloc(n ? n : 1, sizeof *cur);
-	smtp_message_t *msgs = calloc(n ? n : 1, sizeof *msgs);
 	struct sess ss;
 	sigset_t sig, old;
+	size_t keep = 0;
 	ts_err err;
 
+	*progress = 0;
 	memset(&ss, 0, sizeof ss);
 	ss.s = s;
-	for (size_t i = 0; i < n; i++) {
-		memset(&results[i], 0, sizeof results[i]);
-		results[i].retry_after_ms = -1;
-	}
-	if (n == 0)
-		goto out;
+	ss.feed = feed;
+	ss.slots = slots;
+	ss.n = nfirst;
 	err = TS_ERR_NOMEM;
-	if (!cur || !msgs || !(session = smtp_create_session()))
-		goto fail;
-	if ((err = setup_session(s, session, &ss, &auth)) ||
-	    (err = add_messages(session, mails, n, cur, msgs)))
-		goto fail;
+	if (!(session = smtp_create_session()) ||
+	    (err = setup_session(s, session, &ss, &auth))) {
+		for (size_t i = 0; i < ss.n; i++) {
+			ts_send_result r;
+			memset(&r, 0, sizeof r);
+			r.retry_after_ms = -1;
+			ts_send_result_set(&r, TS_ERR_TRANSIENT, 0,
+				   "cannot set up the SMTP session: %s",
+				   ts_strerror(err));
+			snprintf(r.id, sizeof r.id, "%s",
+				 slots[i].mail->message_id);
+			feed->done(feed->ctx, slots[i].tag, &r);
+		}
+		goto out;
+	}
+	ss.session = session;
+	for (size_t i = 0; i < ss.n; i++)
+		add_slot(&ss, &slots[i]);
+	if (ss.n)
+		smtp_option_require_all_recipients(session,
+						   slots[0].mail->nrcpt > 1);
 
 	s->cur = &ss;
 	ERR_clear_error();
@@ -615,7 +802,7 @@ void ts_smtp_send(ts_smtp *s, ts_mail *const *mails, size_t n,
 	sigaddset(&sig, TS_SMTP_CONNECT_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &sig, &old);
 	arm(&ss, s->timeout_ms);
-	ss.started_ms = ts_mono_ms();
+	ss.last_io_ms = ts_mono_ms();
 	smtp_start_session(session);
 	disarm(&ss);
 	ss.ended_ms = ts_mono_ms();
@@ -623,24 +810,102 @@ void ts_smtp_send(ts_smtp *s, ts_mail *const *mails, size_t n,
 		timer_delete(ss.timer);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	s->cur = NULL;
-
-	for (size_t i = 0; i < n; i++)
-		message_result(s, &ss, msgs[i], mails[i], &results[i]);
-	ts_log_debug("smtp %s: %zu message(s), tls=%d", s->hostport, n,
+	ts_log_debug("smtp %s: %zu message(s), tls=%d", s->hostport, ss.n,
 		     ss.tls_ok);
-	goto out;
-fail:
-	for (size_t i = 0; i < n; i++)
-		ts_send_result_set(&results[i], TS_ERR_TRANSIENT, 0,
-			   "cannot set up the SMTP session: %s",
-			   ts_strerror(err));
+
+	/* What is left: tried (a MAIL went out for it) or not. */
+	*progress = ss.done > 0;
+	for (size_t i = ss.cur; i < ss.n; i++) {
+		if (i < ss.mails_sent || !ss.done || !slots[i].msg ||
+		    slots[i].text.broken)
+			give_outcome(s, &ss, &slots[i]);
+		else
+			slots[keep++] = slots[i];
+	}
 out:
 	if (session)
 		smtp_destroy_session(session);
 	if (auth)
 		auth_destroy_context(auth);
-	free(cur);
-	free(msgs);
+	return keep;
+}
+
+void ts_smtp_stream(ts_smtp *s, const ts_smtp_feed *feed)
+{
+	struct slot *slots = calloc(SESSION_MESSAGES, sizeof *slots);
+	size_t n = 0;
+
+	if (!slots) {
+		ts_send_result r;
+		ts_mail *m;
+		void *tag;
+		while (feed->more(feed->ctx, &m, &tag)) {
+			memset(&r, 0, sizeof r);
+			r.retry_after_ms = -1;
+			ts_send_result_set(&r, TS_ERR_TRANSIENT, 0,
+					   "SMTP: out of memory");
+			feed->done(feed->ctx, tag, &r);
+		}
+		return;
+	}
+	for (;;) {
+		int progress;
+		if (n == 0) {
+			memset(&slots[0], 0, sizeof slots[0]);
+			if (!feed->more(feed->ctx, &slots[0].mail, &slots[0].tag))
+				break;
+			n = 1;
+		}
+		n = run_session(s, feed, slots, n, &progress);
+		if (!progress)
+			break;  /* the server is not there: the caller decides */
+	}
+	free(slots);
+}
+
+/* ts_smtp_send: a feed over an array. */
+struct array_feed {
+	ts_mail *const *mails;
+	ts_send_result *results;
+	size_t n, next;
+};
+
+static int array_more(void *ctx, ts_mail **mail, void **tag)
+{
+	struct array_feed *a = ctx;
+
+	if (a->next >= a->n)
+		return 0;
+	*mail = a->mails[a->next];
+	*tag = &a->results[a->next];
+	a->next++;
+	return 1;
+}
+
+static void array_done(void *ctx, void *tag, const ts_send_result *r)
+{
+	(void)ctx;
+	*(ts_send_result *)tag = *r;
+}
+
+void ts_smtp_send(ts_smtp *s, ts_mail *const *mails, size_t n,
+		  ts_send_result *results)
+{
+	struct array_feed a = { mails, results, n, 0 };
+	ts_smtp_feed f = { array_more, array_done, &a };
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&results[i], 0, sizeof results[i]);
+		results[i].retry_after_ms = -1;
+	}
+	ts_smtp_stream(s, &f);
+	/* A stream ends early only after a session that got nowhere: the
+	 * messages it did not take would fare no better now. */
+	for (size_t i = a.next; i < n && a.next > 0; i++) {
+		results[i] = results[a.next - 1];
+		snprintf(results[i].id, sizeof results[i].id, "%s",
+			 mails[i]->message_id);
+	}
 }
 
 void ts_smtp_free(ts_smtp *s)

@@ -48,13 +48,35 @@ typedef struct ts_smtp ts_smtp;
  * name OpenSSL cannot check). */
 ts_err ts_smtp_new(const ts_smtp_opts *o, ts_smtp **out, ts_detail *d);
 
-/* Send n messages over one SMTP session. results[i] gets TS_OK (the
+/* Send n messages over one SMTP connection. results[i] gets TS_OK (the
  * server took the message for every recipient; id is the Message-ID),
  * TS_ERR_TRANSIENT (4xx, no connection, timeout) or TS_ERR_PERMANENT (5xx,
  * a refused certificate, no STARTTLS where required, failed AUTH). A
  * message is all or nothing: when one recipient is refused none gets it. */
 void ts_smtp_send(ts_smtp *s, ts_mail *const *mails, size_t n,
 		  ts_send_result *results);
+
+/* Messages handed to ts_smtp_stream() one at a time, while it runs. */
+typedef struct ts_smtp_feed {
+	/* The next message and a tag for it; 0: none now. The mail stays
+	 * valid and unchanged until done() is called with its tag. */
+	int (*more)(void *ctx, ts_mail **mail, void **tag);
+	/* The outcome of one message, as soon as it is known: every tag
+	 * more() gave, exactly once, in the same order. */
+	void (*done)(void *ctx, void *tag, const ts_send_result *r);
+	void *ctx;
+} ts_smtp_feed;
+
+/* Send messages as feed->more() gives them, over one SMTP connection for
+ * as long as it has more (a new session after every 64 messages, as
+ * libesmtp holds on to what it knows of each until its session ends).
+ * A message the session never got to (the connection broke while an
+ * earlier one was under way) goes into the next session; the one under
+ * way fails (TS_ERR_TRANSIENT: try again). Returns when more() has none,
+ * or after a session in which the server answered for no message at all
+ * (every message it took has that failure): the caller decides when to
+ * try again. Results as ts_smtp_send(). */
+void ts_smtp_stream(ts_smtp *s, const ts_smtp_feed *feed);
 
 /* Free the client; the password is zeroed. NULL is fine. */
 void ts_smtp_free(ts_smtp *s);

@@ -1020,6 +1020,85 @@ void ts_transport_send_many(ts_transport *t, const cJSON *const *payloads,
 		send_emails(t, payloads, n, results);
 }
 
+/* ts_transport_send_stream over SMTP: payloads from the caller's feed
+ * become mails for ts_smtp_stream(); one that cannot be a mail gets its
+ * outcome at once. */
+struct mail_feed {
+	ts_transport *t;
+	const ts_transport_feed *f;
+};
+
+struct fed_mail {
+	ts_mail mail;
+	void *tag;
+};
+
+static int mail_more(void *ctx, ts_mail **mail, void **tag)
+{
+	struct mail_feed *mf = ctx;
+	ts_mail_opts mo = { .default_from = mf->t->from };
+	const cJSON *payload;
+	void *ftag;
+	ts_send_result r;
+	ts_detail d;
+
+	while (mf->f->next(mf->f->ctx, &payload, &ftag)) {
+		struct fed_mail *fm = calloc(1, sizeof *fm);
+		ts_err err;
+
+		clear_result(&r);
+		if (!fm) {
+			ts_send_result_set(&r, TS_ERR_TRANSIENT, 0, "out of memory");
+		} else if (ts_payload_validate("email", payload, "payload", &d) ||
+			   (err = ts_mail_build(payload, &mo, &fm->mail, &d)) ==
+				   TS_ERR_DATA) {
+			ts_send_result_set(&r, TS_ERR_DATA, 0, "%s%s%s", d.field,
+					   d.field[0] ? ": " : "", d.msg);
+		} else if (err) {
+			ts_send_result_set(&r, TS_ERR_TRANSIENT, 0, "%s", d.msg);
+		} else {
+			fm->tag = ftag;
+			*mail = &fm->mail;
+			*tag = fm;
+			return 1;
+		}
+		if (fm) {
+			ts_mail_free(&fm->mail);
+			free(fm);
+		}
+		mf->f->done(mf->f->ctx, ftag, &r);
+	}
+	return 0;
+}
+
+static void mail_done(void *ctx, void *tag, const ts_send_result *r)
+{
+	struct mail_feed *mf = ctx;
+	struct fed_mail *fm = tag;
+
+	mf->f->done(mf->f->ctx, fm->tag, r);
+	ts_mail_free(&fm->mail);
+	free(fm);
+}
+
+void ts_transport_send_stream(ts_transport *t, const ts_transport_feed *f)
+{
+	const cJSON *payload;
+	void *tag;
+	ts_send_result r;
+
+	if (t->kind == K_SMTP) {
+		struct mail_feed mf = { t, f };
+		ts_smtp_feed sf = { mail_more, mail_done, &mf };
+		ts_smtp_stream(t->smtp, &sf);
+		return;
+	}
+	while (f->next(f->ctx, &payload, &tag)) {
+		ts_transport_send(t, payload, &r);
+		f->done(f->ctx, tag, &r);
+	}
+}
+
 void ts_transport_send(ts_transport *t, const cJSON *payload,
 		       ts_send_result *r)
 {

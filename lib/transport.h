@@ -60,6 +60,23 @@ void ts_transport_send(ts_transport *t, const cJSON *payload,
 void ts_transport_send_many(ts_transport *t, const cJSON *const *payloads,
 			    size_t n, ts_send_result *results);
 
+/* Payloads handed to ts_transport_send_stream() one at a time. */
+typedef struct ts_transport_feed {
+	/* The next payload and a tag for it; 0: none now. The payload stays
+	 * valid until done() is called with its tag. */
+	int (*next)(void *ctx, const cJSON **payload, void **tag);
+	/* Its outcome, as soon as it is known: every tag next() gave,
+	 * exactly once, in the same order. */
+	void (*done)(void *ctx, void *tag, const ts_send_result *r);
+	void *ctx;
+} ts_transport_feed;
+
+/* Send payloads as feed->next() gives them until it has none. SMTP keeps
+ * one connection for all of them (ts_smtp_stream() in smtp.h), and may
+ * return early after a session in which the server answered nothing (every
+ * payload it took has that failure); the others send one at a time. */
+void ts_transport_send_stream(ts_transport *t, const ts_transport_feed *f);
+
 /* The URL with any password or key replaced by "***", for logs. Owned by
  * the transport. */
 const char *ts_transport_describe(const ts_transport *t);
