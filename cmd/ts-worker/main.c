@@ -88,7 +88,7 @@ static int healthz(void *ctx, char *why, size_t size)
 static ts_err setup(struct worker *w, ts_detail *d)
 {
 	ts_config *cfg = w->cfg;
-	size_t per_thread;
+	size_t held;
 	ts_err err;
 
 	w->order = cfg->order[0];
@@ -98,10 +98,10 @@ static ts_err setup(struct worker *w, ts_detail *d)
 	if (cfg->handler_timeout_ms <= 0)
 		return ts_fail(d, TS_ERR_CONFIG, NULL,
 			       "--handler-timeout must be more than 0");
-	/* Enough ready work for every thread to take a full batch while as
-	 * many are being delivered; memory is about 2.5 KB per task held. */
-	per_thread = (size_t)cfg->concurrency * W_BATCH_MAX;
-	w->hold_total_high = per_thread * 2 < 512 ? 512 : per_thread * 2;
+	/* Enough ready work that no thread waits while the loop takes more
+	 * from Kafka; memory is about 2.5 KB per task held. */
+	held = (size_t)cfg->concurrency * W_HOLD_PER_THREAD;
+	w->hold_total_high = held < 512 ? 512 : held;
 	if ((err = build_routes(w, d)))
 		return err;
 	if ((err = out_metrics_init(w, d)))
@@ -172,6 +172,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ts_tool_signals();
+	/* Result lines into a pipe or file in big writes (w_run flushes
+	 * them at least every 100 ms); a terminal keeps its lines. */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	memset(&w, 0, sizeof w);
 	w.cfg = &cfg;
 	w.done_fd = -1;

@@ -1,12 +1,15 @@
 /* pool.c - --concurrency threads that deliver tasks.
  *
- * A thread takes the task at the head of the ready queue. For a built-in
- * channel (email, sms) it also takes further ready tasks of that channel,
- * up to its fair share of the queue (queue length over idle threads, at
- * most W_BATCH_MAX), and hands them to ts_transport_send_many(): one SMTP
- * session carries them all, one after another. When the queue is short
- * (a slow server, or few tasks) every thread takes one task, so a slow
- * server is still worked --concurrency connections wide.
+ * A thread takes the task at the head of the ready queue. A handler task
+ * it runs and hands back. For a built-in channel (email, sms) it opens a
+ * stream on its transport (ts_transport_send_stream): the task, then, as
+ * each message is under way, the next ready task of the same channel near
+ * the head of the queue, one at a time, for as long as there is one. Over
+ * SMTP that is one connection carrying message after message, as
+ * smtp-source -d does; each task goes back to the main thread the moment
+ * its outcome is known, so results, commits and retries do not wait for
+ * the session to end. One task at a time keeps a slow server worked
+ * --concurrency connections wide.
  *
  * Each thread opens its own transports and handler runner (they are not
  * shared between threads) and keeps them for its life, so HTTP
@@ -79,31 +82,61 @@ static void mark_started(struct wtask *t)
 		t->part->hi_started = t->offset;
 }
 
-/* Take the head and, for a built-in channel, a fair share of the other
- * ready tasks of the same route. */
-static size_t take_batch(struct worker *w, struct wtask **batch)
+/* Take the head of the ready queue. */
+static struct wtask *take_head(struct worker *w)
 {
-	struct wtask *t = w->rq_head, *c, *next;
-	size_t n = 0, want, scanned = 0;
+	struct wtask *t = w->rq_head;
 
 	rq_unlink(w, t);
 	mark_started(t);
-	batch[n++] = t;
-	if (t->route->kind == ROUTE_HANDLER || !w->rq_len)
-		return n;
-	want = (w->rq_len + 1 + w->idle_threads) / (w->idle_threads + 1);
-	if (want > W_BATCH_MAX)
-		want = W_BATCH_MAX;
-	for (c = w->rq_head; c && n < want && scanned < 4 * W_BATCH_MAX;
-	     c = next, scanned++) {
-		next = c->qnext;
-		if (c->route != t->route)
-			continue;
-		rq_unlink(w, c);
-		mark_started(c);
-		batch[n++] = c;
+	w->running++;
+	return t;
+}
+
+/* For a thread in a session of route r: the next ready task of r, if one
+ * is near the head. A task of another kind at the head, with no idle
+ * thread to take it, ends the session instead, so that this thread takes
+ * it: a stream of email never holds up a handler or an SMS. */
+static struct wtask *take_more(struct worker *w, const struct route *r)
+{
+	struct wtask *c;
+	size_t scanned = 0;
+
+	for (c = w->rq_head; c && !w->quit && scanned < W_SCAN_MAX;
+	     c = c->qnext, scanned++) {
+		if (c->route == r) {
+			rq_unlink(w, c);
+			mark_started(c);
+			w->running++;
+			return c;
+		}
+		if (!w->idle_threads)
+			break;
 	}
-	return n;
+	return NULL;
+}
+
+/* A thread is done with t: onto the done list, and wake the main thread
+ * when the list was empty (else it has not got round to it yet). */
+static void hand_back(struct worker *w, struct wtask *t)
+{
+	int wake;
+
+	pthread_mutex_lock(&w->mu);
+	wake = w->done_head == NULL;
+	t->qnext = NULL;
+	if (w->done_tail)
+		w->done_tail->qnext = t;
+	else
+		w->done_head = t;
+	w->done_tail = t;
+	w->running--;
+	pthread_mutex_unlock(&w->mu);
+	if (wake) {
+		uint64_t one = 1;
+		if (write(w->done_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+			ts_log_error("eventfd: %s", strerror(errno));
+	}
 }
 
 /* ---- delivering ---------------------------------------------------------- */
@@ -138,37 +171,72 @@ static ts_transport *transport_for(struct tctx *x, enum route_kind kind,
 	return x->sms;
 }
 
-static void run_builtin(struct tctx *x, struct wtask **batch, size_t n)
+/* A built-in channel: a stream of tasks of t's route through one
+ * transport (one SMTP connection), t first, then whatever of the route
+ * becomes ready while it runs; each task goes back as soon as its
+ * outcome is known. */
+struct stream {
+	struct tctx *x;
+	const struct route *route;
+	struct wtask *first;
+};
+
+static int stream_next(void *ctx, const cJSON **payload, void **tag)
 {
-	const cJSON *payloads[W_BATCH_MAX];
-	ts_send_result res[W_BATCH_MAX];
+	struct stream *st = ctx;
+	struct worker *w = st->x->w;
+	struct wtask *t = st->first;
+
+	if (t) {
+		st->first = NULL;
+	} else {
+		pthread_mutex_lock(&w->mu);
+		t = take_more(w, st->route);
+		pthread_mutex_unlock(&w->mu);
+		if (!t)
+			return 0;
+	}
+	*payload = t->task.payload;
+	*tag = t;
+	return 1;
+}
+
+static void stream_done(void *ctx, void *tag, const ts_send_result *r)
+{
+	struct stream *st = ctx;
+	struct wtask *t = tag;
+
+	t->result = r->err == TS_ERR_DATA ? TS_ERR_PERMANENT : r->err;
+	t->retry_after_ms = r->retry_after_ms;
+	if (t->result == TS_OK)
+		ts_log_debug("task %s delivered: %s %s", t->task_id, r->id,
+			     r->msg);
+	snprintf(t->msg, sizeof t->msg, "%s", r->msg);
+	hand_back(st->x->w, t);
+}
+
+static void run_builtin(struct tctx *x, struct wtask *t)
+{
 	const char *why = "";
-	ts_transport *tr = transport_for(x, batch[0]->route->kind, &why);
+	ts_transport *tr = transport_for(x, t->route->kind, &why);
+	struct stream st = { x, t->route, t };
+	ts_transport_feed f = { stream_next, stream_done, &st };
 
 	if (!tr) {
-		for (size_t i = 0; i < n; i++) {
-			batch[i]->result = TS_ERR_PERMANENT;
-			batch[i]->retry_after_ms = -1;
-			snprintf(batch[i]->msg, sizeof batch[i]->msg, "%s", why);
-		}
+		t->result = TS_ERR_PERMANENT;
+		t->retry_after_ms = -1;
+		snprintf(t->msg, sizeof t->msg, "%s", why);
+		hand_back(x->w, t);
 		return;
 	}
-	memset(res, 0, sizeof res[0] * n);
-	for (size_t i = 0; i < n; i++)
-		payloads[i] = batch[i]->task.payload;
-	if (n == 1)
-		ts_transport_send(tr, payloads[0], &res[0]);
-	else
-		ts_transport_send_many(tr, payloads, n, res);
-	for (size_t i = 0; i < n; i++) {
-		struct wtask *t = batch[i];
-		t->result = res[i].err == TS_ERR_DATA ? TS_ERR_PERMANENT :
-							res[i].err;
-		t->retry_after_ms = res[i].retry_after_ms;
-		if (t->result == TS_OK)
-			ts_log_debug("task %s delivered: %s %s", t->task_id,
-				     res[i].id, res[i].msg);
-		snprintf(t->msg, sizeof t->msg, "%s", res[i].msg);
+	ts_transport_send_stream(tr, &f);
+	if (st.first) {
+		/* cannot happen: a stream takes at least its first task */
+		ts_log_error("internal: task %s not sent", t->task_id);
+		t->result = TS_ERR_TRANSIENT;
+		t->retry_after_ms = -1;
+		snprintf(t->msg, sizeof t->msg, "not sent");
+		hand_back(x->w, t);
 	}
 }
 
@@ -226,15 +294,13 @@ static void *thread_main(void *arg)
 {
 	struct tctx x;
 	struct worker *w = arg;
-	struct wtask *batch[W_BATCH_MAX];
 
 	memset(&x, 0, sizeof x);
 	x.w = w;
 	if (ts_handler_runner_new(w->cfg->handler_timeout_ms, &x.runner))
 		x.runner = NULL;
 	for (;;) {
-		size_t n;
-		int wake;
+		struct wtask *t;
 
 		pthread_mutex_lock(&w->mu);
 		while (!w->quit && !w->rq_head) {
@@ -246,32 +312,14 @@ static void *thread_main(void *arg)
 			pthread_mutex_unlock(&w->mu);
 			break;
 		}
-		n = take_batch(w, batch);
-		w->running += n;
+		t = take_head(w);
 		pthread_mutex_unlock(&w->mu);
 
-		if (batch[0]->route->kind == ROUTE_HANDLER)
-			run_handler(&x, batch[0]);
-		else
-			run_builtin(&x, batch, n);
-
-		pthread_mutex_lock(&w->mu);
-		wake = w->done_head == NULL;
-		for (size_t i = 0; i < n; i++) {
-			batch[i]->qnext = NULL;
-			if (w->done_tail)
-				w->done_tail->qnext = batch[i];
-			else
-				w->done_head = batch[i];
-			w->done_tail = batch[i];
-		}
-		w->running -= n;
-		pthread_mutex_unlock(&w->mu);
-		if (wake) {
-			uint64_t one = 1;
-			if (write(w->done_fd, &one, sizeof one) < 0 &&
-			    errno != EAGAIN)
-				ts_log_error("eventfd: %s", strerror(errno));
+		if (t->route->kind == ROUTE_HANDLER) {
+			run_handler(&x, t);
+			hand_back(w, t);
+		} else {
+			run_builtin(&x, t);
 		}
 	}
 	ts_transport_close(x.email);
@@ -293,6 +341,8 @@ ts_err pool_start(struct worker *w, size_t nthreads, ts_detail *d)
 	pthread_attr_setstacksize(&attr, 512 * 1024);
 	for (size_t i = 0; i < nthreads; i++) {
 		int rc = pthread_create(&w->threads[i], &attr, thread_main, w);
+		if (rc == 0) /* for top -H, perf, gdb */
+			pthread_setname_np(w->threads[i], "ts-deliver");
 		if (rc != 0) {
 			pthread_attr_destroy(&attr);
 			pool_stop(w, 1);

@@ -24,9 +24,13 @@
 #include "task.h"
 #include "transport.h"
 
-/* How many ready tasks of one built-in channel a thread may take at once
- * into one ts_transport_send_many() call (one SMTP session). */
-#define W_BATCH_MAX 16
+/* How far into the ready queue a thread streaming one built-in channel
+ * (pool.c) looks for its next task of that channel. */
+#define W_SCAN_MAX 64
+
+/* Tasks held per thread (ready, running, waiting): the bound of what the
+ * loop takes from Kafka (main.c), about 2.5 KB each. */
+#define W_HOLD_PER_THREAD 32
 
 enum route_kind { ROUTE_EMAIL, ROUTE_SMS, ROUTE_HANDLER };
 
@@ -160,6 +164,7 @@ struct worker {
 	int64_t stop_deadline;
 	int64_t last_activity;
 	int64_t next_commit;
+	int64_t last_flush;        /* of stdout (mono ms) */
 	int consumer_more;         /* the consumer queue may hold more */
 	int64_t full_since;        /* holding the bound since (mono ms), 0 */
 	int flow_level;            /* 0, 1: hogs paused, 2: all paused */
