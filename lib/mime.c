@@ -2,6 +2,7 @@
 #include "mime.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,42 +308,87 @@ static ts_err append_crlf(ts_buf *out, const char *text, size_t len)
 	return TS_OK;
 }
 
+/* Bytes quoted-printable always encodes (blanks only at a line's end). */
+static int qp_special(unsigned char c)
+{
+	return c == '=' || c >= 0x7f || (c < 0x20 && c != '\t');
+}
+
 ts_err ts_mime_qp(ts_buf *out, const char *text, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i = 0, eol;
-	ts_err err;
 
 	while (i < len) {
-		size_t n = line_at(text, len, i, &eol), col = 0;
+		size_t n = line_at(text, len, i, &eol), col = 0, room = n + 2;
+		char *o;
+
+		/* Written in place (a call per byte was most of the cost of
+		 * a message): room for the tokens (a blank is encoded only at
+		 * the end), a soft break per 74 characters of them at most,
+		 * and the CRLF. */
 		for (size_t k = 0; k < n; k++) {
 			unsigned char c = (unsigned char)text[i + k];
-			char tok[3];
+			if (qp_special(c))
+				room += 2;
+		}
+		if (ts_buf_reserve(out, room + 3 * (room / 74 + 1) + 2))
+			return TS_ERR_NOMEM;
+		o = out->data + out->len;
+		for (size_t k = 0; k < n; k++) {
+			unsigned char c = (unsigned char)text[i + k];
 			size_t tlen = 1;
 			int last = k + 1 == n;
+			int enc = qp_special(c) ||
+				  ((c == ' ' || c == '\t') && last);
 
-			if (c == '=' || c >= 0x7f || (c < 0x20 && c != '\t') ||
-			    ((c == ' ' || c == '\t') && last)) {
-				tok[0] = '=';
-				tok[1] = hex[c >> 4];
-				tok[2] = hex[c & 15];
-				tlen = 3;
-			} else {
-				tok[0] = (char)c;
+			if (!enc && !last) {
+				/* a run of literal bytes (not the line's
+				 * last), copied a line's room at a time */
+				size_t e = k + 1;
+				while (e + 1 < n && !qp_special((unsigned char)text[i + e]))
+					e++;
+				while (k < e) {
+					size_t m = e - k;
+					if (col >= QP_LINE - 1) {
+						*o++ = '=';
+						*o++ = '\r';
+						*o++ = '\n';
+						col = 0;
+					}
+					if (m > QP_LINE - 1 - col)
+						m = QP_LINE - 1 - col;
+					memcpy(o, text + i + k, m);
+					o += m;
+					col += m;
+					k += m;
+				}
+				k--; /* the loop's k++ */
+				continue;
 			}
+			if (enc)
+				tlen = 3;
 			/* Keep room for the '=' of a soft break, unless this
 			 * is the line's last token. */
 			if (col + tlen > (last ? QP_LINE : QP_LINE - 1)) {
-				if ((err = ts_buf_append(out, "=\r\n", 3)))
-					return err;
+				*o++ = '=';
+				*o++ = '\r';
+				*o++ = '\n';
 				col = 0;
 			}
-			if ((err = ts_buf_append(out, tok, tlen)))
-				return err;
+			if (enc) {
+				*o++ = '=';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			} else {
+				*o++ = (char)c;
+			}
 			col += tlen;
 		}
-		if ((err = ts_buf_append(out, "\r\n", 2)))
-			return err;
+		*o++ = '\r';
+		*o++ = '\n';
+		out->len = (size_t)(o - out->data);
+		out->data[out->len] = '\0';
 		i += n + eol;
 	}
 	return TS_OK;
@@ -456,6 +502,14 @@ static const char *str_field(const cJSON *p, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+static size_t text_len(const cJSON *p, const char *name)
+{
+	const char *s = str_field(p, name);
+	size_t n = s ? strlen(s) : 0;
+
+	return n + n / 8; /* and some for line ends and encoding */
+}
+
 static ts_err build_headers(ts_mail *m, const cJSON *payload,
 			    const char *from, time_t date)
 {
@@ -463,7 +517,17 @@ static ts_err build_headers(ts_mail *m, const cJSON *payload,
 	ts_buf *out = &m->msg;
 	ts_err err;
 
-	ts_mime_date(date ? date : time(NULL), when, sizeof when);
+	static __thread time_t last_t = -1;
+	static __thread char last_when[40];
+	time_t t = date ? date : time(NULL);
+
+	/* One date string a second is plenty (snprintf per message is not
+	 * free at thousands a second). */
+	if (t != last_t) {
+		ts_mime_date(t, last_when, sizeof last_when);
+		last_t = t;
+	}
+	memcpy(when, last_when, sizeof when);
 	if ((err = ts_buf_appendf(out, "Date: %s\r\n", when)) ||
 	    (err = mailbox_header(out, "From", from)) ||
 	    (err = list_header(out, "To",
@@ -516,6 +580,10 @@ ts_err ts_mail_build(const cJSON *payload, const ts_mail_opts *opts,
 			 uuid, domain);
 	}
 	err = collect_rcpts(m, payload);
+	/* One allocation for most messages: the headers and the text. */
+	if (!err)
+		err = ts_buf_reserve(&m->msg, 1024 + text_len(payload, "body") +
+						      text_len(payload, "html"));
 	if (!err)
 		err = build_headers(m, payload, from, opts ? opts->date : 0);
 	if (!err)
