@@ -106,3 +106,70 @@ fault_run() {
 	[ "$EXIT_STATUS" = 0 ]
 	[ "$(sort -u "$done_file" | grep -c .)" = 20 ]
 }
+
+# --- SMTP connection reuse ---------------------------------------------------
+
+# reuse_tasks FILE: ten email tasks r-1..r-10 on one partition, subject
+# "S r-N"; r-4 goes to a refused address (bad@) when $1 says so.
+reuse_tasks() {
+	local i to
+	for i in $(seq 1 10); do
+		to="u$i@example.com"
+		[[ $2 == refuse && $i == 4 ]] && to="bad@example.com"
+		jq -nc --arg id "r-$i" --arg to "$to" --arg s "S r-$i" \
+			'{taskId:$id,taskType:"email",payload:{to:$to,subject:$s,body:"reuse"}}'
+	done >"$1"
+}
+
+@test "SMTP connection reuse: tasks share a session; a refused recipient fails only its own task" {
+	start_broker 1
+	start_session_smtpd --reject-rcpt '^bad@'
+	reuse_tasks "$BATS_TEST_TMPDIR/t.jsonl" refuse
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	run_worker --email-url "smtp://127.0.0.1:$SESSION_PORT?starttls=no" \
+		--from sender@example.com --concurrency 1
+	[ "$WORKER_STATUS" = 0 ] || { show_worker; false; }
+	# r-4 alone is dead-lettered, for its own recipient; the others are
+	# delivered once, at the first attempt
+	jq -e -s 'length == 10 and ([.[] | .taskId] | unique | length == 10) and
+		all(.[] | select(.taskId != "r-4"); .status == "delivered" and .attempts == 1) and
+		any(.[]; .taskId == "r-4" and .status == "dead-lettered" and .attempts == 1 and
+			(.error | startswith("permanent: ")) and (.error | test("550")) and
+			(.error | test("bad@example.com")))' "$WORKER_OUT"
+	# each stored message is the one of its task, to its own recipient
+	jq -e -s '[.[] | select(.event == "message")] | length == 9 and
+		all(.[]; (.subject | ltrimstr("S r-")) as $n | .rcpt == ["u\($n)@example.com"]) and
+		([.[] | .subject] | unique | length == 9) and
+		all(.[]; .subject != "S r-4")' "$SESSION_LOG"
+	# fewer connections than messages: sessions carried several (one
+	# thread; how many it takes depends only on how fast tasks arrive)
+	conns=$(jq -s '[.[] | select(.event == "connect")] | length' "$SESSION_LOG")
+	((conns >= 1 && conns <= 5))
+	dlq=$(consume "$TS_DLQ_TOPIC" 1)
+	jq -e '.key == "r-4" and .headers["ts-error-class"] == "permanent"' <<<"$dlq"
+}
+
+@test "SMTP connection reuse: the server drops the connection mid-batch; nothing is lost, the rest goes on" {
+	start_broker 1
+	start_session_smtpd --drop-data 4
+	reuse_tasks "$BATS_TEST_TMPDIR/t.jsonl"
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	run_worker --email-url "smtp://127.0.0.1:$SESSION_PORT?starttls=no" \
+		--from sender@example.com --concurrency 1 --backoff 100ms -v
+	[ "$WORKER_STATUS" = 0 ] || { show_worker; false; }
+	# every task delivered once; only the message under way when the
+	# connection broke needed a second attempt (a task the session had
+	# taken but not begun goes into the next session, not counted)
+	jq -e -s 'length == 10 and ([.[] | .taskId] | unique | length == 10) and
+		all(.[]; .status == "delivered") and
+		([.[] | select(.attempts == 2)] | length == 1) and
+		([.[] | select(.attempts == 1)] | length == 9)' "$WORKER_OUT"
+	again=$(jq -r 'select(.attempts == 2) | .taskId' "$WORKER_OUT")
+	grep -q "task $again (email) at .* failed (attempt 1), retry in .*session with 127.0.0.1:$SESSION_PORT ended early" "$WORKER_ERR" ||
+		{ show_worker; false; }
+	# the server stored each message once (the broken one was discarded),
+	# over more than one connection
+	jq -e -s '[.[] | select(.event == "message") | .subject] | sort ==
+		([range(1; 11) | "S r-\(.)"] | sort)' "$SESSION_LOG"
+	jq -e -s '[.[] | select(.event == "connect")] | length >= 2' "$SESSION_LOG"
+}
