@@ -16,6 +16,24 @@
 
 /* ---- headers ------------------------------------------------------------ */
 
+/* Append a, b and c (NULL: nothing); printf was a tenth of the cost of
+ * building a message. */
+static ts_err cat3(ts_buf *out, const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = b ? strlen(b) : 0, lc = c ? strlen(c) : 0;
+
+	if (ts_buf_reserve(out, la + lb + lc))
+		return TS_ERR_NOMEM;
+	memcpy(out->data + out->len, a, la);
+	if (lb)
+		memcpy(out->data + out->len + la, b, lb);
+	if (lc)
+		memcpy(out->data + out->len + la + lb, c, lc);
+	out->len += la + lb + lc;
+	out->data[out->len] = '\0';
+	return TS_OK;
+}
+
 static int needs_encoding(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -129,7 +147,7 @@ ts_err ts_mime_header(ts_buf *out, const char *name, const char *value)
 	size_t col = strlen(name) + 1, len = strlen(value);
 	ts_err err;
 
-	if ((err = ts_buf_appendf(out, "%s:", name)))
+	if ((err = cat3(out, name, ":", NULL)))
 		return err;
 	if (len == 0)
 		return ts_buf_append(out, " \r\n", 3);
@@ -183,16 +201,18 @@ static ts_err mailbox_header(ts_buf *out, const char *hname, const char *mbox)
 
 	if (!ts_mime_split_mailbox(mbox, addr, sizeof addr, &name, &namelen))
 		return TS_ERR_DATA;
-	if ((err = ts_buf_appendf(out, "%s:", hname)))
+	if ((err = cat3(out, hname, ":", NULL)))
 		return err;
 	if (namelen == 0)
-		return ts_buf_appendf(out, " %s\r\n", addr);
-	if (needs_encoding(name, namelen))
+		return cat3(out, " ", addr, "\r\n");
+	if (needs_encoding(name, namelen)) {
 		err = encode_words(out, name, namelen, &col);
-	else
-		err = ts_buf_appendf(out, " \"%.*s\"", (int)namelen, name);
+	} else if (!(err = ts_buf_append(out, " \"", 2)) &&
+		   !(err = ts_buf_append(out, name, namelen))) {
+		err = ts_buf_append(out, "\"", 1);
+	}
 	if (!err)
-		err = ts_buf_appendf(out, " <%s>\r\n", addr);
+		err = cat3(out, " <", addr, ">\r\n");
 	return err;
 }
 
@@ -218,7 +238,7 @@ static ts_err list_header(ts_buf *out, const char *hname, const cJSON *v)
 
 	if (n == 0)
 		return TS_OK;
-	if ((err = ts_buf_appendf(out, "%s:", hname)))
+	if ((err = cat3(out, hname, ":", NULL)))
 		return err;
 	for (size_t i = 0; i < n; i++) {
 		const char *a = list_at(v, i);
@@ -236,7 +256,7 @@ static ts_err list_header(ts_buf *out, const char *hname, const cJSON *v)
 				col = 0;
 			}
 		}
-		if ((err = ts_buf_appendf(out, " %s", a)))
+		if ((err = cat3(out, " ", a, NULL)))
 			return err;
 		col += 1 + alen;
 	}
@@ -400,11 +420,9 @@ static ts_err append_part(ts_buf *out, const char *ctype, const char *text)
 	int seven = ts_mime_is_7bit(text, len);
 	ts_err err;
 
-	err = ts_buf_appendf(out,
-			     "Content-Type: %s; charset=utf-8\r\n"
-			     "Content-Transfer-Encoding: %s\r\n\r\n",
-			     ctype, seven ? "7bit" : "quoted-printable");
-	if (err)
+	if ((err = cat3(out, "Content-Type: ", ctype, "; charset=utf-8\r\n")) ||
+	    (err = cat3(out, "Content-Transfer-Encoding: ",
+			seven ? "7bit" : "quoted-printable", "\r\n\r\n")))
 		return err;
 	return seven ? append_crlf(out, text, len) : ts_mime_qp(out, text, len);
 }
@@ -528,7 +546,7 @@ static ts_err build_headers(ts_mail *m, const cJSON *payload,
 		last_t = t;
 	}
 	memcpy(when, last_when, sizeof when);
-	if ((err = ts_buf_appendf(out, "Date: %s\r\n", when)) ||
+	if ((err = cat3(out, "Date: ", when, "\r\n")) ||
 	    (err = mailbox_header(out, "From", from)) ||
 	    (err = list_header(out, "To",
 			       cJSON_GetObjectItemCaseSensitive(payload, "to"))) ||
@@ -541,7 +559,7 @@ static ts_err build_headers(ts_mail *m, const cJSON *payload,
 				  str_field(payload, "subject")
 					  ? str_field(payload, "subject")
 					  : "")) ||
-	    (err = ts_buf_appendf(out, "Message-ID: <%s>\r\n", m->message_id)))
+	    (err = cat3(out, "Message-ID: <", m->message_id, ">\r\n")))
 		return err;
 	return TS_OK;
 }

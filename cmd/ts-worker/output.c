@@ -82,6 +82,8 @@ void out_finished(struct worker *w, struct wtask *t, int delivered)
 	static ts_buf line;
 	int64_t ms = ts_mono_ms() - t->t0;
 	const char *type = metric_type(t);
+	char nums[160];
+	int n;
 
 	ts_buf_reset(&line);
 	ts_buf_append(&line, "{\"taskId\":", 10);
@@ -94,10 +96,16 @@ void out_finished(struct worker *w, struct wtask *t, int delivered)
 		json_str(&line, t->task_type);
 	else
 		ts_buf_append(&line, "null", 4);
-	ts_buf_appendf(&line, ",\"status\":\"%s\",\"attempts\":%d,\"ms\":%lld,"
-		       "\"partition\":%d,\"offset\":%lld",
-		       delivered ? "delivered" : "dead-lettered", t->attempts,
-		       (long long)ms, t->partition, (long long)t->offset);
+	/* one snprintf, not ts_buf_appendf's two passes: this runs for
+	 * every task */
+	n = snprintf(nums, sizeof nums,
+		     ",\"status\":\"%s\",\"attempts\":%d,\"ms\":%lld,"
+		     "\"partition\":%d,\"offset\":%lld",
+		     delivered ? "delivered" : "dead-lettered", t->attempts,
+		     (long long)ms, t->partition, (long long)t->offset);
+	if (n > 0)
+		ts_buf_append(&line, nums, (size_t)n < sizeof nums ? (size_t)n
+								   : sizeof nums - 1);
 	if (!delivered) {
 		char err[600];
 		snprintf(err, sizeof err, "%s: %s", errclass_name(t->ec), t->msg);
