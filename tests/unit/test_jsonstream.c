@@ -706,13 +706,13 @@ static void test_split_buffer_exact_size(void **state)
 static void test_string_runs(void **state)
 {
 	static const char *const stops[] = { "\\\"", "\\\\", "\\n", "}{[]", "\xc3\xa9" };
-	char s[64], in[256], want[128];
+	char s[96], in[384], want[160];
 	struct collected c = { 0 };
 	items it;
 
 	(void)state;
 	for (size_t k = 0; k < sizeof stops / sizeof stops[0]; k++) {
-		for (int at = 0; at <= 17; at++) {
+		for (int at = 0; at <= 40; at++) {
 			memset(s, 'a', (size_t)at);
 			snprintf(s + at, sizeof s - (size_t)at, "%sbcdefghijk", stops[k]);
 			snprintf(want, sizeof want, "{\"k\":\"%s\"}", s);
@@ -725,7 +725,7 @@ static void test_string_runs(void **state)
 		}
 	}
 	/* a raw line feed inside a string, at every offset */
-	for (int at = 0; at <= 17; at++) {
+	for (int at = 0; at <= 40; at++) {
 		memset(s, 'a', (size_t)at);
 		s[at] = '\0';
 		snprintf(in, sizeof in, "{\"k\":\"%s\n{\"x\":\"bcdefghijk\"}\n", s);
@@ -736,7 +736,7 @@ static void test_string_runs(void **state)
 		items_free(&it);
 	}
 	/* a string open to the very end of an exact-size buffer */
-	for (int len = 0; len <= 17; len++) {
+	for (int len = 0; len <= 40; len++) {
 		char *buf = malloc((size_t)len + 6);
 
 		assert_non_null(buf);
