@@ -3,11 +3,15 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "util.h"
 
@@ -92,12 +96,40 @@ ts_err ts_json_check_bytes(const char *buf, size_t len, ts_detail *d)
 
 /* ---- syntax checks ------------------------------------------------------ */
 
+/* Character classes of the C locale (no tool calls setlocale) as bit sets
+ * of ASCII, one word for 0-63 and one for 64-127, rather than isalnum() and
+ * strchr(): they run over every byte of every id and address. */
+#define BIT(c) ((uint64_t)1 << ((c) & 63))
+#define ALNUM_LO 0x03ff000000000000u /* 0-9 */
+#define ALNUM_HI 0x07fffffe07fffffeu /* A-Z a-z */
+#define ID_LO (ALNUM_LO | BIT('.') | BIT(':') | BIT('-'))
+#define ID_HI (ALNUM_HI | BIT('_'))
+#define ATEXT_LO (ALNUM_LO | BIT('!') | BIT('#') | BIT('$') | BIT('%') | \
+		  BIT('&') | BIT('\'') | BIT('*') | BIT('+') | BIT('-') | \
+		  BIT('/') | BIT('=') | BIT('?'))
+#define ATEXT_HI (ALNUM_HI | BIT('^') | BIT('_') | BIT('`') | BIT('{') | \
+		  BIT('|') | BIT('}') | BIT('~'))
+
+static int in_set(unsigned char c, uint64_t lo, uint64_t hi)
+{
+	/* no branch on which half: digits and letters alternate at random
+	 * in a UUID, and mispredictions cost more than the test */
+	uint64_t w = c & 64 ? hi : lo;
+
+	return (c < 128) & (int)((w >> (c & 63)) & 1);
+}
+
+static int is_alnum(unsigned char c)
+{
+	return in_set(c, ALNUM_LO, ALNUM_HI);
+}
+
 int ts_valid_task_id(const char *s)
 {
 	size_t n = 0;
 
 	for (; s[n]; n++)
-		if (!isalnum((unsigned char)s[n]) && !strchr("._:-", s[n]))
+		if (!in_set((unsigned char)s[n], ID_LO, ID_HI))
 			return 0;
 	return n >= 1 && n <= TS_TASK_ID_MAX;
 }
@@ -142,7 +174,7 @@ int ts_valid_traceparent(const char *s)
 
 static int atext(char c)
 {
-	return isalnum((unsigned char)c) || strchr("!#$%&'*+-/=?^_`{|}~", c);
+	return in_set((unsigned char)c, ATEXT_LO, ATEXT_HI);
 }
 
 int ts_valid_email_address(const char *s)
@@ -184,7 +216,7 @@ int ts_valid_email_address(const char *s)
 			if (*p == '\0')
 				return 1;
 			label = p + 1;
-		} else if (!isalnum((unsigned char)*p) && *p != '-') {
+		} else if (!is_alnum((unsigned char)*p) && *p != '-') {
 			return 0;
 		}
 	}
@@ -239,77 +271,96 @@ static int has_crlf(const char *s)
 	return strpbrk(s, "\r\n") != NULL;
 }
 
-static ts_err check_address(const cJSON *v, const char *path, int display_ok,
+/* Where a field is, for an error: "prefix.name", or "prefix.name[index]"
+ * when index >= 0. Made into text only when an error names it: the checks
+ * of a valid task never print a path. */
+typedef struct where {
+	const char *prefix;
+	const char *name;
+	int index;
+} where;
+
+static ts_err fail_at(ts_detail *d, const where *w, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static ts_err fail_at(ts_detail *d, const where *w, const char *fmt, ...)
+{
+	char path[160], item[sizeof path + 16], msg[sizeof d->msg];
+	va_list ap;
+
+	if (!d)
+		return TS_ERR_DATA;
+	path_join(path, sizeof path, w->prefix, w->name);
+	if (w->index >= 0) {
+		snprintf(item, sizeof item, "%s[%d]", path, w->index);
+		copy_str(path, sizeof path, item);
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return ts_fail(d, TS_ERR_DATA, path, "%s", msg);
+}
+
+static ts_err check_address(const cJSON *v, const where *w, int display_ok,
 			    ts_detail *d)
 {
 	const char *s;
+	size_t n;
 
 	if (!cJSON_IsString(v))
-		return ts_fail(d, TS_ERR_DATA, path, "must be a string");
+		return fail_at(d, w, "must be a string");
 	s = v->valuestring;
 	if (has_crlf(s))
-		return ts_fail(d, TS_ERR_DATA, path,
-			       "must not contain CR or LF");
-	if (strlen(s) > MAX_ADDRESS)
-		return ts_fail(d, TS_ERR_DATA, path,
-			       "longer than %d characters", MAX_ADDRESS);
+		return fail_at(d, w, "must not contain CR or LF");
+	n = strlen(s);
+	if (n > MAX_ADDRESS)
+		return fail_at(d, w, "longer than %d characters", MAX_ADDRESS);
 	if (display_ok) {
 		/* "Display Name <addr@example.com>" */
 		const char *lt = strrchr(s, '<');
-		size_t n = strlen(s);
 		if (lt && n > 0 && s[n - 1] == '>') {
 			char addr[MAX_ADDRESS + 1];
 			size_t alen = (size_t)(s + n - 1 - (lt + 1));
 			for (const char *p = s; p < lt; p++)
 				if ((unsigned char)*p < 0x20 || *p == '"' ||
 				    *p == '\\')
-					return ts_fail(d, TS_ERR_DATA, path,
+					return fail_at(d, w,
 						       "display name must not contain quotes, backslashes or control characters");
 			memcpy(addr, lt + 1, alen);
 			addr[alen] = '\0';
 			if (!ts_valid_email_address(addr))
-				return ts_fail(d, TS_ERR_DATA, path,
-					       "not an email address");
+				return fail_at(d, w, "not an email address");
 			return TS_OK;
 		}
 	}
 	if (!ts_valid_email_address(s))
-		return ts_fail(d, TS_ERR_DATA, path, "not an email address");
+		return fail_at(d, w, "not an email address");
 	return TS_OK;
 }
 
 /* A field that is one address or an array of min..max addresses. */
-static ts_err check_address_list(const cJSON *v, const char *path, int min,
+static ts_err check_address_list(const cJSON *v, const where *w, int min,
 				 ts_detail *d)
 {
-	char item[160];
-	int n, i = 0;
+	where item = *w;
+	int n;
 	const cJSON *e;
 	ts_err err;
 
 	if (cJSON_IsString(v))
-		return check_address(v, path, 0, d);
+		return check_address(v, w, 0, d);
 	if (!cJSON_IsArray(v))
-		return ts_fail(d, TS_ERR_DATA, path,
-			       "must be an address or an array of addresses");
+		return fail_at(d, w, "must be an address or an array of addresses");
 	n = cJSON_GetArraySize(v);
 	if (n < min || n > MAX_RECIPIENTS)
-		return ts_fail(d, TS_ERR_DATA, path,
-			       "must hold %d to %d addresses, not %d", min,
+		return fail_at(d, w, "must hold %d to %d addresses, not %d", min,
 			       MAX_RECIPIENTS, n);
+	item.index = 0;
 	cJSON_ArrayForEach(e, v) {
-		snprintf(item, sizeof item, "%s[%d]", path, i++);
-		err = check_address(e, item, 0, d);
-		if (err)
+		if ((err = check_address(e, &item, 0, d)))
 			return err;
+		item.index++;
 	}
-	return TS_OK;
-}
-
-static ts_err check_string(const cJSON *v, const char *path, ts_detail *d)
-{
-	if (!cJSON_IsString(v))
-		return ts_fail(d, TS_ERR_DATA, path, "must be a string");
 	return TS_OK;
 }
 
@@ -320,53 +371,78 @@ static int cmp_name(const void *a, const void *b)
 
 /* Each field once: cJSON keeps both copies of a repeated key, and readers
  * disagree on which one counts (most take the last, which was never
- * validated). Sorted, so a payload of many fields stays cheap. */
+ * validated). The field named is the first repeated one in sorted order:
+ * a few fields are compared pairwise, many are sorted. */
 static ts_err check_unique(const cJSON *p, const char *prefix, ts_detail *d)
 {
 	int n = cJSON_GetArraySize(p), i = 0;
-	const char *small[16], **names = small;
-	const cJSON *f;
-	ts_err err = TS_OK;
+	const char **names, *dup = NULL;
+	const cJSON *f, *g;
+	where w = { prefix, NULL, -1 };
 
 	if (n < 2)
 		return TS_OK;
-	if (n > 16 && !(names = malloc(sizeof *names * (size_t)n)))
-		return TS_ERR_NOMEM;
-	cJSON_ArrayForEach(f, p)
-		names[i++] = f->string;
-	qsort(names, (size_t)n, sizeof *names, cmp_name);
-	for (i = 1; i < n && !err; i++) {
-		if (strcmp(names[i - 1], names[i]) == 0) {
-			char path[160];
-			path_join(path, sizeof path, prefix, names[i]);
-			err = ts_fail(d, TS_ERR_DATA, path, "given twice");
-		}
-	}
-	if (names != small)
+	if (n <= 16) {
+		for (f = p->child; f; f = f->next)
+			for (g = f->next; g; g = g->next)
+				if (strcmp(f->string, g->string) == 0 &&
+				    (!dup || strcmp(f->string, dup) < 0))
+					dup = f->string;
+	} else {
+		if (!(names = malloc(sizeof *names * (size_t)n)))
+			return TS_ERR_NOMEM;
+		cJSON_ArrayForEach(f, p)
+			names[i++] = f->string;
+		qsort(names, (size_t)n, sizeof *names, cmp_name);
+		for (i = 1; i < n && !dup; i++)
+			if (strcmp(names[i - 1], names[i]) == 0)
+				dup = names[i]; /* the tree's string */
 		free(names);
-	return err;
+	}
+	if (!dup)
+		return TS_OK;
+	w.name = dup;
+	return fail_at(d, &w, "given twice");
+}
+
+enum { TO, SUBJECT, BODY, HTML, CC, BCC, FROM, REPLY_TO, NEMAIL };
+static const char *const email_fields[NEMAIL] = {
+	"to", "subject", "body", "html", "cc", "bcc", "from", "replyTo"
+};
+
+/* Which email field a name is (an index into email_fields), or -1. */
+static int email_field(const char *s)
+{
+	int i;
+
+	switch (s[0]) {
+	case 't': i = TO; break;
+	case 's': i = SUBJECT; break;
+	case 'b': i = s[1] == 'c' ? BCC : BODY; break;
+	case 'h': i = HTML; break;
+	case 'c': i = CC; break;
+	case 'f': i = FROM; break;
+	case 'r': i = REPLY_TO; break;
+	default: return -1;
+	}
+	return strcmp(s, email_fields[i]) == 0 ? i : -1;
 }
 
 static ts_err validate_email(const cJSON *p, const char *prefix, ts_detail *d)
 {
-	static const char *const known[] = { "to", "subject", "body", "html",
-					     "cc", "bcc", "from", "replyTo" };
-	enum { TO, SUBJECT, BODY, HTML, CC, BCC, FROM, REPLY_TO, NKNOWN };
 	/* each known field's first occurrence, as
 	 * cJSON_GetObjectItemCaseSensitive would find it, in one pass */
-	const cJSON *field[NKNOWN] = { NULL };
-	char path[160];
+	const cJSON *field[NEMAIL] = { NULL };
+	where w = { prefix, NULL, -1 };
 	const cJSON *f;
 	ts_err err;
 
 	cJSON_ArrayForEach(f, p) {
-		size_t i;
-		for (i = 0; i < NKNOWN; i++)
-			if (strcmp(f->string, known[i]) == 0)
-				break;
-		if (i == NKNOWN) {
-			path_join(path, sizeof path, prefix, f->string);
-			return ts_fail(d, TS_ERR_DATA, path,
+		int i = email_field(f->string);
+
+		if (i < 0) {
+			w.name = f->string;
+			return fail_at(d, &w,
 				       "unknown field (email takes to, subject, body, html, cc, bcc, from, replyTo)");
 		}
 		if (!field[i])
@@ -374,51 +450,47 @@ static ts_err validate_email(const cJSON *p, const char *prefix, ts_detail *d)
 	}
 	if ((err = check_unique(p, prefix, d)))
 		return err;
-	path_join(path, sizeof path, prefix, "to");
+	w.name = "to";
 	f = field[TO];
 	if (!f)
-		return ts_fail(d, TS_ERR_DATA, path, "required");
-	if ((err = check_address_list(f, path, 1, d)))
+		return fail_at(d, &w, "required");
+	if ((err = check_address_list(f, &w, 1, d)))
 		return err;
 	static const int lists[] = { CC, BCC, REPLY_TO };
 	for (size_t i = 0; i < 3; i++) {
 		f = field[lists[i]];
 		if (!f)
 			continue;
-		path_join(path, sizeof path, prefix, known[lists[i]]);
-		if ((err = check_address_list(f, path, 0, d)))
+		w.name = email_fields[lists[i]];
+		if ((err = check_address_list(f, &w, 0, d)))
 			return err;
 	}
 	f = field[FROM];
 	if (f) {
-		path_join(path, sizeof path, prefix, "from");
-		if ((err = check_address(f, path, 1, d)))
+		w.name = "from";
+		if ((err = check_address(f, &w, 1, d)))
 			return err;
 	}
 	f = field[SUBJECT];
-	path_join(path, sizeof path, prefix, "subject");
+	w.name = "subject";
 	if (!f)
-		return ts_fail(d, TS_ERR_DATA, path, "required");
-	if ((err = check_string(f, path, d)))
-		return err;
+		return fail_at(d, &w, "required");
+	if (!cJSON_IsString(f))
+		return fail_at(d, &w, "must be a string");
 	if (has_crlf(f->valuestring))
-		return ts_fail(d, TS_ERR_DATA, path, "must not contain CR or LF");
+		return fail_at(d, &w, "must not contain CR or LF");
 	if (strlen(f->valuestring) > MAX_SUBJECT)
-		return ts_fail(d, TS_ERR_DATA, path,
-			       "longer than %d bytes", MAX_SUBJECT);
+		return fail_at(d, &w, "longer than %d bytes", MAX_SUBJECT);
 	const cJSON *body = field[BODY];
 	const cJSON *html = field[HTML];
-	path_join(path, sizeof path, prefix, "body");
+	w.name = "body";
 	if (!body && !html)
-		return ts_fail(d, TS_ERR_DATA, path,
-			       "required (body and/or html)");
-	if (body && (err = check_string(body, path, d)))
-		return err;
-	if (html) {
-		path_join(path, sizeof path, prefix, "html");
-		if ((err = check_string(html, path, d)))
-			return err;
-	}
+		return fail_at(d, &w, "required (body and/or html)");
+	if (body && !cJSON_IsString(body))
+		return fail_at(d, &w, "must be a string");
+	w.name = "html";
+	if (html && !cJSON_IsString(html))
+		return fail_at(d, &w, "must be a string");
 	return TS_OK;
 }
 
@@ -427,36 +499,36 @@ static int valid_var_name(const char *s)
 	size_t n = 0;
 
 	for (; s[n]; n++)
-		if (!isalnum((unsigned char)s[n]) && s[n] != '_')
+		if (!is_alnum((unsigned char)s[n]) && s[n] != '_')
 			return 0;
 	return n >= 1 && n <= 64;
 }
 
 static ts_err validate_sms(const cJSON *p, const char *prefix, ts_detail *d)
 {
-	char path[160];
+	where w = { prefix, NULL, -1 };
 	const cJSON *f;
 	ts_err err;
 
 	cJSON_ArrayForEach(f, p) {
-		path_join(path, sizeof path, prefix, f->string);
+		w.name = f->string;
 		if (strcmp(f->string, "mobiles") == 0)
-			return ts_fail(d, TS_ERR_DATA, path,
+			return fail_at(d, &w,
 				       "unknown field (did you mean mobile?)");
 		if (!valid_var_name(f->string))
-			return ts_fail(d, TS_ERR_DATA, path,
+			return fail_at(d, &w,
 				       "field names are 1-64 letters, digits or _");
 		if (!cJSON_IsString(f))
-			return ts_fail(d, TS_ERR_DATA, path, "must be a string");
+			return fail_at(d, &w, "must be a string");
 	}
 	if ((err = check_unique(p, prefix, d)))
 		return err;
-	path_join(path, sizeof path, prefix, "mobile");
+	w.name = "mobile";
 	f = cJSON_GetObjectItemCaseSensitive(p, "mobile");
 	if (!f)
-		return ts_fail(d, TS_ERR_DATA, path, "required");
+		return fail_at(d, &w, "required");
 	if (!ts_valid_mobile(f->valuestring))
-		return ts_fail(d, TS_ERR_DATA, path,
+		return fail_at(d, &w,
 			       "must be an international number: optional +, then 8-15 digits");
 	return TS_OK;
 }
@@ -536,58 +608,96 @@ static int valid_timestamp(const char *s)
 	       s[6] == '\0';
 }
 
-static ts_err take_string(const cJSON *obj, const char *name, const char **out,
+/* The top-level fields, as indexes into top_names. */
+enum { TOP_ID, TOP_TYPE, TOP_PAYLOAD, TOP_CREATED, TOP_KEY, TOP_TP, NTOP };
+static const char *const top_names[NTOP] = {
+	"taskId", "taskType", "payload", "createdAt", "key", "traceparent"
+};
+
+/* Which top-level field a name is, or -1. */
+static int top_field(const char *s)
+{
+	int i;
+
+	switch (s[0]) {
+	case 't':
+		if (strcmp(s, "taskType") == 0)
+			return TOP_TYPE;
+		i = s[1] == 'r' ? TOP_TP : TOP_ID;
+		break;
+	case 'p': i = TOP_PAYLOAD; break;
+	case 'c': i = TOP_CREATED; break;
+	case 'k': i = TOP_KEY; break;
+	default: return -1;
+	}
+	return strcmp(s, top_names[i]) == 0 ? i : -1;
+}
+
+/* A top-level field that must be a string when given. */
+static ts_err take_string(const cJSON *const *top, int i, const char **out,
 			  ts_detail *d)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	const cJSON *v = top ? top[i] : NULL;
 
 	*out = NULL;
 	if (!v)
 		return TS_OK;
 	if (!cJSON_IsString(v))
-		return ts_fail(d, TS_ERR_DATA, name, "must be a string");
+		return ts_fail(d, TS_ERR_DATA, top_names[i], "must be a string");
 	*out = v->valuestring;
 	return TS_OK;
 }
 
-static ts_err check_top_level(const cJSON *obj, ts_detail *d)
+/* Only known fields, each once; top[] gets each field given (NULL for the
+ * others). The error names the first field, in input order, that is
+ * unknown or given again later. */
+static ts_err check_top_level(const cJSON *obj, const cJSON *top[NTOP],
+			      ts_detail *d)
 {
-	static const char *const known[] = { "taskId", "taskType", "payload",
-					     "createdAt", "key", "traceparent" };
+	int left[NTOP] = { 0 };
 	const cJSON *f;
 
+	for (int i = 0; i < NTOP; i++)
+		top[i] = NULL;
 	cJSON_ArrayForEach(f, obj) {
-		size_t i;
-		for (i = 0; i < sizeof known / sizeof known[0]; i++)
-			if (strcmp(f->string, known[i]) == 0)
-				break;
-		if (i == sizeof known / sizeof known[0])
+		int i = top_field(f->string);
+
+		if (i >= 0)
+			left[i]++;
+	}
+	cJSON_ArrayForEach(f, obj) {
+		int i = top_field(f->string);
+
+		if (i < 0)
 			return ts_fail(d, TS_ERR_DATA, f->string,
 				       "unknown field (a task has taskId, taskType, payload, createdAt, key, traceparent)");
 		/* cJSON keeps duplicate keys; the second would be ignored. */
-		for (const cJSON *g = f->next; g; g = g->next)
-			if (strcmp(f->string, g->string) == 0)
-				return ts_fail(d, TS_ERR_DATA, f->string,
-					       "given twice");
+		if (--left[i] > 0)
+			return ts_fail(d, TS_ERR_DATA, f->string, "given twice");
+		top[i] = f;
 	}
 	return TS_OK;
 }
 
-static ts_err fill_ids(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
-		       ts_detail *d)
+/* top: the fields check_top_level() found, or NULL (--type: none). */
+static ts_err fill_ids(const cJSON *const *top, const ts_task_opts *opts,
+		       ts_task *t, ts_detail *d)
 {
 	const char *id, *created, *key, *tp;
+	int generated = 0;
 	ts_err err;
 
-	if ((err = take_string(obj, "taskId", &id, d)) ||
-	    (err = take_string(obj, "createdAt", &created, d)) ||
-	    (err = take_string(obj, "key", &key, d)) ||
-	    (err = take_string(obj, "traceparent", &tp, d)))
+	if ((err = take_string(top, TOP_ID, &id, d)) ||
+	    (err = take_string(top, TOP_CREATED, &created, d)) ||
+	    (err = take_string(top, TOP_KEY, &key, d)) ||
+	    (err = take_string(top, TOP_TP, &tp, d)))
 		return err;
-	if (!id && opts && opts->default_id)
+	if (!id && opts && opts->default_id) {
 		id = opts->default_id;
+		generated = opts->default_id_generated;
+	}
 	if (id) {
-		if (!ts_valid_task_id(id))
+		if (!generated && !ts_valid_task_id(id))
 			return ts_fail(d, TS_ERR_DATA, "taskId",
 				       "must be 1-128 characters of A-Z a-z 0-9 . _ : -");
 		copy_str(t->task_id, sizeof t->task_id, id);
@@ -624,11 +734,11 @@ static ts_err fill_ids(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 
 /* take: obj belongs to the caller's parse and the payload may be detached
  * from it rather than copied. */
-static ts_err from_request(const cJSON *obj, int take, ts_task *t,
-			   ts_detail *d)
+static ts_err from_request(const cJSON *obj, const cJSON *const *top,
+			   int take, ts_task *t, ts_detail *d)
 {
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "taskType");
-	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(obj, "payload");
+	const cJSON *type = top[TOP_TYPE];
+	const cJSON *payload = top[TOP_PAYLOAD];
 	ts_err err;
 
 	if (!type)
@@ -680,11 +790,13 @@ static ts_err task_from_obj(const cJSON *obj, const ts_task_opts *opts,
 		if (!err)
 			err = fill_ids(NULL, opts, t, d);
 	} else {
-		err = check_top_level(obj, d);
+		const cJSON *top[NTOP];
+
+		err = check_top_level(obj, top, d);
 		if (!err)
-			err = from_request(obj, take != NULL, t, d);
+			err = from_request(obj, top, take != NULL, t, d);
 		if (!err)
-			err = fill_ids(obj, opts, t, d);
+			err = fill_ids(top, opts, t, d);
 	}
 	if (err)
 		ts_task_free(t);
@@ -842,26 +954,43 @@ static ts_err append_payload(ts_buf *out, const payload_form *p)
 	return append_json(out, (cJSON *)p->tree);
 }
 
-/* The envelope, field order as ts_task_to_json's. */
+static char *put(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
+/* The envelope, field order as ts_task_to_json's. taskId, taskType and
+ * createdAt are validated or generated from alphabets that need no
+ * escaping; the parts around the payload are written in one go each. */
 static ts_err serialize(const ts_task *t, const payload_form *payload,
 			ts_buf *out)
 {
 	size_t mark = out->len;
+	size_t id_len = strlen(t->task_id), type_len = strlen(t->task_type);
+	size_t at_len = strlen(t->created_at);
+	char *o;
 	ts_err err;
 
-	/* taskId, taskType and createdAt are validated or generated from
-	 * alphabets that need no escaping. The field order is
-	 * ts_task_to_json's. */
-	if ((err = ts_buf_append(out, "{\"taskId\":\"", 11)) ||
-	    (err = ts_buf_append(out, t->task_id, strlen(t->task_id))) ||
-	    (err = ts_buf_append(out, "\",\"taskType\":\"", 14)) ||
-	    (err = ts_buf_append(out, t->task_type, strlen(t->task_type))) ||
-	    (err = ts_buf_append(out, "\",\"payload\":", 12)) ||
-	    (err = append_payload(out, payload)) ||
-	    (err = ts_buf_append(out, ",\"createdAt\":\"", 14)) ||
-	    (err = ts_buf_append(out, t->created_at, strlen(t->created_at))) ||
-	    (err = ts_buf_append(out, "\"", 1)))
+	if ((err = ts_buf_reserve(out, 11 + id_len + 14 + type_len + 12)))
+		return err;
+	o = out->data + out->len;
+	o = put(o, "{\"taskId\":\"", 11);
+	o = put(o, t->task_id, id_len);
+	o = put(o, "\",\"taskType\":\"", 14);
+	o = put(o, t->task_type, type_len);
+	o = put(o, "\",\"payload\":", 12);
+	*o = '\0';
+	out->len = (size_t)(o - out->data);
+	if ((err = append_payload(out, payload)) ||
+	    (err = ts_buf_reserve(out, 14 + at_len + 1 + 1)))
 		goto fail;
+	o = out->data + out->len;
+	o = put(o, ",\"createdAt\":\"", 14);
+	o = put(o, t->created_at, at_len);
+	*o++ = '"';
+	*o = '\0';
+	out->len = (size_t)(o - out->data);
 	if (t->key && ((err = ts_buf_append(out, ",\"key\":", 7)) ||
 		       (err = append_json_string(out, t->key))))
 		goto fail;
@@ -914,7 +1043,7 @@ typedef struct fastp {
 
 static cJSON *fp_value(fastp *f);
 
-static void fp_ws(fastp *f)
+static void fp_ws_run(fastp *f)
 {
 	const unsigned char *p = f->p;
 
@@ -922,6 +1051,14 @@ static void fp_ws(fastp *f)
 		p++;
 	f->ws += (unsigned)(p - f->p);
 	f->p = p;
+}
+
+/* Skip white space; compact input has none, and that test is inline. */
+static inline void fp_ws(fastp *f)
+{
+	if (f->p < f->end && *f->p > ' ')
+		return;
+	fp_ws_run(f);
 }
 
 static cJSON *fp_node(fastp *f, int type)
@@ -957,6 +1094,53 @@ static const unsigned char fp_plain[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
+/* The first byte from p on that fp_plain does not take, or end. Sixteen
+ * bytes at a time with SSE2, else eight in a word: there a byte under 0x20
+ * or over 0x7f, a quote or a backslash sets the high bit of its byte in
+ * the mask (the lowest such bit is always a true one: borrows only run
+ * upwards). */
+static const unsigned char *fp_plain_run(const unsigned char *p,
+					 const unsigned char *end)
+{
+#if defined(__SSE2__)
+	/* as signed bytes, both < 0x20 and >= 0x80 are less than 0x20 */
+	const __m128i space = _mm_set1_epi8(' ');
+	const __m128i quote = _mm_set1_epi8('"');
+	const __m128i bslash = _mm_set1_epi8('\\');
+
+	while (end - p >= 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned hit = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+			_mm_or_si128(_mm_cmplt_epi8(w, space), _mm_cmpeq_epi8(w, quote)),
+			_mm_cmpeq_epi8(w, bslash)));
+
+		if (hit)
+			return p + __builtin_ctz(hit);
+		p += 16;
+	}
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ones = 0x0101010101010101u;
+	const uint64_t highs = 0x8080808080808080u;
+
+	while (end - p >= 8) {
+		uint64_t w, q, b, hit;
+
+		memcpy(&w, p, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		hit = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) |
+		      ((b - ones) & ~b) | w;
+		hit &= highs;
+		if (hit)
+			return p + (__builtin_ctzll(hit) >> 3);
+		p += 8;
+	}
+#endif
+	while (p < end && fp_plain[*p])
+		p++;
+	return p;
+}
+
 /* A string at f->p (on its opening quote), decoded into f->strs. */
 static char *fp_string(fastp *f)
 {
@@ -967,8 +1151,7 @@ static char *fp_string(fastp *f)
 		const unsigned char *run = p;
 		unsigned c;
 
-		while (p < end && fp_plain[*p])
-			p++;
+		p = fp_plain_run(p, end);
 		memcpy(o, run, (size_t)(p - run));
 		o += p - run;
 		if (p >= end)
@@ -1197,28 +1380,29 @@ static ts_err print_tree(ts_buf *out, const cJSON *n)
 static int fast_task(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 		     const cJSON **payload)
 {
-	ts_detail d;
-	const cJSON *type;
+	const cJSON *top[NTOP], *type;
+	const cJSON *const *given = NULL;
 
+	/* no ts_detail: a failure here is only reported by the slow way */
 	memset(t, 0, sizeof *t);
 	if (opts && opts->force_type) {
 		if (!ts_valid_task_type(opts->force_type))
 			return 0;
 		copy_str(t->task_type, sizeof t->task_type, opts->force_type);
 		*payload = obj;
-		obj = NULL;
 	} else {
-		if (check_top_level(obj, &d))
+		if (check_top_level(obj, top, NULL))
 			return 0;
-		type = cJSON_GetObjectItemCaseSensitive(obj, "taskType");
-		*payload = cJSON_GetObjectItemCaseSensitive(obj, "payload");
+		given = top;
+		type = top[TOP_TYPE];
+		*payload = top[TOP_PAYLOAD];
 		if (!cJSON_IsString(type) || !*payload ||
 		    !ts_valid_task_type(type->valuestring))
 			return 0;
 		copy_str(t->task_type, sizeof t->task_type, type->valuestring);
 	}
-	if (ts_payload_validate(t->task_type, *payload, "payload", &d) ||
-	    fill_ids(obj, opts, t, &d)) {
+	if (ts_payload_validate(t->task_type, *payload, "payload", NULL) ||
+	    fill_ids(given, opts, t, NULL)) {
 		ts_task_free(t); /* key, traceparent; no payload */
 		return 0;
 	}

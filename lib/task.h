@@ -37,6 +37,9 @@ typedef struct ts_task_opts {
 	const char *default_id;
 	/* Non-NULL: traceparent when the input has none (TRACEPARENT env). */
 	const char *default_traceparent;
+	/* Non-zero: default_id is a UUID v4 the caller generated, so its
+	 * syntax is not checked again (an input's own taskId always is). */
+	int default_id_generated;
 } ts_task_opts;
 
 /* Check raw bytes before they reach the JSON parser: valid UTF-8 (no

@@ -758,6 +758,16 @@ static void test_default_id(void **state)
 	assert_string_equal(T.task_id, "mine");
 	o.default_id = "has space";
 	BADO("{\"taskType\":\"x\",\"payload\":{}}", &o, TS_ERR_DATA, "taskId", NULL);
+	/* an id the caller generated is taken as it is (both paths); the
+	 * input's own id is still checked */
+	o.default_id = "1b4e28ba-2fa1-4d2e-9c4a-5f8e1d2a3b4c";
+	o.default_id_generated = 1;
+	OKO("{\"taskType\":\"email\",\"payload\":{" MAIL "}}", &o);
+	assert_string_equal(T.task_id, "1b4e28ba-2fa1-4d2e-9c4a-5f8e1d2a3b4c");
+	OKO("{\"taskType\":\"x\",\"payload\":{\"a\":[1,2.5]}}", &o);
+	assert_string_equal(T.task_id, "1b4e28ba-2fa1-4d2e-9c4a-5f8e1d2a3b4c");
+	BADO("{\"taskId\":\"has space\",\"taskType\":\"x\",\"payload\":{}}", &o,
+	     TS_ERR_DATA, "taskId", "must be 1-128");
 }
 
 static void test_payload_validate_prefix(void **state)
@@ -1017,6 +1027,124 @@ static void test_check_bytes_direct(void **state)
 	assert_int_equal(ts_json_check_bytes("\"\\u0000", 7, &D), TS_ERR_DATA);
 }
 
+/* Duplicates named as before the pairwise check: the first repeated name
+ * in sorted order, whatever the input order; and at the top level the
+ * first field in input order that is unknown or repeated later. */
+static void test_duplicate_keys_which(void **state)
+{
+	char buf[2048];
+	int n;
+
+	(void)state;
+	BAD(email("{\"to\":\"a@example.com\",\"to\":\"b@example.com\","
+		  "\"subject\":\"s\",\"body\":\"b\",\"body\":\"c\"}"),
+	    "payload.body", "twice");
+	BAD(email("{\"subject\":\"s\",\"subject\":\"t\",\"cc\":\"a@example.com\","
+		  "\"to\":\"a@example.com\",\"cc\":\"b@example.com\",\"body\":\"b\"}"),
+	    "payload.cc", "twice");
+	BAD(sms("{\"name\":\"a\",\"mobile\":\"+919876543210\",\"name\":\"b\","
+		"\"age\":\"1\",\"age\":\"2\"}"), "payload.age", "twice");
+	/* many fields: sorted rather than compared pairwise, same answer */
+	n = snprintf(buf, sizeof buf, "{\"mobile\":\"+919876543210\"");
+	for (int i = 0; i < 20; i++)
+		n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"v%02d\":\"x\"", 19 - i);
+	snprintf(buf + n, sizeof buf - (size_t)n, ",\"v07\":\"y\",\"v03\":\"y\"}");
+	BAD(sms(buf), "payload.v03", "twice");
+	BADO(buf, &(ts_task_opts){ .force_type = "sms" }, TS_ERR_DATA,
+	     "payload.v03", "twice");
+	/* top level: input order decides between unknown and repeated */
+	BAD("{\"taskType\":\"x\",\"bogus\":1,\"payload\":{},\"taskType\":\"y\"}",
+	    "taskType", "twice");
+	BAD("{\"taskType\":\"x\",\"payload\":{},\"bogus\":1,\"payload\":{}}",
+	    "payload", "twice");
+	BAD("{\"payload\":{},\"bogus\":1,\"taskType\":\"x\",\"taskType\":\"y\"}",
+	    "bogus", "unknown field");
+	BAD("{\"taskType\":\"x\",\"payload\":{},\"tr\":\"a\"}", "tr", "unknown field");
+	BAD("{\"taskType\":\"x\",\"payload\":{},\"t\":\"a\"}", "t", "unknown field");
+	BAD("{\"taskType\":\"x\",\"payload\":{},\"traceparenT\":\"a\"}",
+	    "traceparenT", "unknown field");
+	BAD(email("{" MAIL ",\"b\":\"x\"}"), "payload.b", "unknown field");
+	BAD(email("{" MAIL ",\"bc\":\"x\"}"), "payload.bc", "unknown field");
+	BAD(email("{" MAIL ",\"\":\"x\"}"), "payload.", "unknown field");
+}
+
+/* at plain bytes, then stop, then more plain bytes: a string whose plain
+ * run ends at offset at. */
+static void run_at(char *s, size_t size, int at, const char *stop)
+{
+	memset(s, 'a', (size_t)at);
+	snprintf(s + at, size - (size_t)at, "%sbcdefghij", stop);
+}
+
+/* The fast path finds the end of plain string runs many bytes at a time:
+ * put each kind of byte that ends a run at every offset of a word, in
+ * every field, and hold the result to ts_task_parse's (OK/BAD check both
+ * paths for the same envelope or the same error). */
+static void test_string_runs(void **state)
+{
+	static const char *const stops[] = {
+		"\\\"", "\\\\", "\\/", "\\n", "\\t", "\\u00e9", "\xc3\xa9",
+		"\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x7f", " ",
+	};
+	static const char *const bad_stops[] = { "\x01", "\x1f", "\xff", "\xc3", "\x80" };
+	char s[96], buf[512];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof stops / sizeof stops[0]; k++) {
+		for (int at = 0; at <= 40; at++) {
+			run_at(s, sizeof s, at, stops[k]);
+			snprintf(buf, sizeof buf,
+				 "{\"taskType\":\"email\",\"payload\":{\"to\":\"u@example.com\","
+				 "\"subject\":\"x\",\"body\":\"%s\",\"html\":\"%s\"}}", s, s);
+			OK(buf);
+			snprintf(buf, sizeof buf,
+				 "{\"taskType\":\"t\",\"payload\":{\"%s\":\"%s\"}}", s, s);
+			OK(buf);
+		}
+	}
+	for (size_t k = 0; k < sizeof bad_stops / sizeof bad_stops[0]; k++) {
+		for (int at = 0; at <= 40; at++) {
+			run_at(s, sizeof s, at, bad_stops[k]);
+			snprintf(buf, sizeof buf,
+				 "{\"taskType\":\"email\",\"payload\":{\"to\":\"u@example.com\","
+				 "\"subject\":\"x\",\"body\":\"%s\"}}", s);
+			BAD(buf, NULL, NULL);
+		}
+	}
+	/* a string that runs into the end of the input, at every length */
+	for (int at = 0; at <= 40; at++) {
+		memset(s, 'a', (size_t)at);
+		s[at] = '\0';
+		snprintf(buf, sizeof buf, "{\"taskType\":\"t\",\"payload\":{\"a\":\"%s", s);
+		BAD(buf, NULL, "invalid JSON");
+	}
+}
+
+/* The character classes behind ids, addresses and sms field names, over
+ * every byte value, against their definitions. */
+static void test_char_classes(void **state)
+{
+	char id[4], addr[64];
+
+	(void)state;
+	for (int c = 1; c < 256; c++) {
+		int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			    (c >= 'A' && c <= 'Z');
+		int idc = alnum || (c && strchr("._:-", c));
+		int atext = alnum || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+
+		snprintf(id, sizeof id, "a%cb", c);
+		if (ts_valid_task_id(id) != idc)
+			fail_msg("taskId with byte 0x%02x: %d", c, !idc);
+		snprintf(addr, sizeof addr, "a%cb@example.com", c);
+		if (ts_valid_email_address(addr) != (atext || c == '.'))
+			fail_msg("local part with byte 0x%02x: %d", c, !atext);
+		snprintf(addr, sizeof addr, "ab@ex%cample.com", c);
+		if (ts_valid_email_address(addr) != (alnum || c == '-' || c == '.'))
+			fail_msg("domain with byte 0x%02x", c);
+	}
+}
+
 static void test_validators(void **state)
 {
 	(void)state;
@@ -1066,6 +1194,9 @@ int main(void)
 		T_(test_not_json),
 		T_(test_check_bytes_direct),
 		T_(test_validators),
+		T_(test_duplicate_keys_which),
+		T_(test_string_runs),
+		T_(test_char_classes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
