@@ -15,7 +15,6 @@
 #include "log.h"
 #include "submit.h"
 
-#define BATCH_VALUES 256
 #define BATCH_BYTES ((size_t)128 << 10)
 #define PIPE_BYTES ((size_t)2 << 20)
 #define PIPE_BATCHES 16
@@ -23,9 +22,19 @@
 
 /* ---- task ids ------------------------------------------------------------ */
 
+/* Each byte value as two lower-case hex digits. */
+static const char hex_pairs[513] =
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 static ts_err next_uuid(idpool *p, char out[37])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char *r;
 	char *o = out;
 
@@ -41,8 +50,8 @@ static ts_err next_uuid(idpool *p, char out[37])
 	for (int i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			*o++ = '-';
-		*o++ = hex[r[i] >> 4];
-		*o++ = hex[r[i] & 0xf];
+		memcpy(o, hex_pairs + 2 * r[i], 2);
+		o += 2;
 	}
 	*o = '\0';
 	explicit_bzero(r, 16);
@@ -129,6 +138,7 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 		return;
 	}
 	enc->opts.default_id = enc->next_id;
+	enc->opts.default_id_generated = 1; /* next_uuid() wrote it */
 	err = ts_task_encode(b->raw.data + e->raw_off, e->raw_len, &enc->opts,
 			     &t, &b->out, &d);
 	if (err) {
