@@ -43,7 +43,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 MAN_SRC := $(wildcard docs/*.scd)
 MAN := $(MAN_SRC:.scd=)
 
-.PHONY: all deps test unit demo bench install clean man check-deps fuzz
+.PHONY: all deps test unit demo bench install clean man check-deps fuzz valgrind
 
 all: $(TOOL_BINS) bin man
 
@@ -97,6 +97,10 @@ bench: all
 
 fuzz:
 	./tests/fuzz/run $(FUZZ_SECONDS)
+
+# ts-worker and ts-httpd under valgrind memcheck through their suites.
+valgrind:
+	./scripts/valgrind
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
