@@ -101,7 +101,8 @@ post_is_202() {
 	done
 	WAIT_TIMEOUT=30 wait_for in_flight_at_least 5
 	kill -TERM "$HTTPD_PID"
-	# no new connections once it is stopping
+	# no new connections once it is stopping (it logs that, then quiesces)
+	WAIT_TIMEOUT=60 wait_for grep -q stopping "$HTTPD_ERR"
 	sleep 0.3
 	run curl -sS --max-time 5 -o /dev/null "$HTTPD_URL/healthz"
 	[ "$status" -ne 0 ]
