@@ -1,5 +1,7 @@
 #!/usr/bin/env bats
 # brokers: kafka
+# alone: kafka
+# (tests/run: no other kafka-pass suite beside it, since it stops the broker.)
 # The real Apache Kafka broker is stopped (SIGTERM) and started again on the
 # same data directory and port in the middle of a run: nothing is lost.
 load helpers
