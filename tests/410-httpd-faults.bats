@@ -89,7 +89,8 @@ post_is_202() {
 
 @test "SIGTERM with tasks waiting for Kafka: each is answered 202, then exit 0" {
 	start_broker 2
-	start_httpd --produce-timeout 60s
+	# -v: the 'stopping' line waited for below is an info line
+	start_httpd --produce-timeout 60s -v
 	broker_ctl "rtt 1 1500"
 	sleep 0.5
 	pids=()
