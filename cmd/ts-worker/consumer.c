@@ -679,7 +679,8 @@ static void revoke_parts(struct worker *w, rd_kafka_topic_partition_list_t *l,
 		int64_t now = ts_mono_ms();
 		if (now >= deadline)
 			break;
-		serve_side(w, (int)(deadline - now < 100 ? deadline - now : 100));
+		serve_side(w, (int)(deadline - now < W_DONE_WAIT_MS ?
+					    deadline - now : W_DONE_WAIT_MS));
 	}
 	if (!lost)
 		commit(w, ids, n, 1);
@@ -829,6 +830,10 @@ static int next_timeout(struct worker *w, int64_t now)
 		t = w->next_commit;
 	if (w->stopping && w->stop_deadline < t)
 		t = w->stop_deadline;
+	/* tasks out that are not waiting for a retry: results may be on
+	 * the done list without a wake-up (pool.c, hand_back) */
+	if (w->held > w->heap_n && now + W_DONE_WAIT_MS < t)
+		t = now + W_DONE_WAIT_MS;
 	return t > now ? (int)(t - now) : 0;
 }
 

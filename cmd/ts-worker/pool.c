@@ -116,21 +116,26 @@ static struct wtask *take_more(struct worker *w, const struct route *r)
 	return NULL;
 }
 
-/* A thread is done with t: onto the done list, and wake the main thread
- * when the list was empty (else it has not got round to it yet). */
+/* A thread is done with t: onto the done list. The main thread is woken
+ * for the first result it has not seen; but while every thread has ready
+ * work waiting, only for every W_DONE_BATCH results (a wake-up per task
+ * was a good part of its cost): it looks at least every W_DONE_WAIT_MS
+ * anyway while tasks are out (consumer.c). */
 static void hand_back(struct worker *w, struct wtask *t)
 {
 	int wake;
 
 	pthread_mutex_lock(&w->mu);
-	wake = w->done_head == NULL;
 	t->qnext = NULL;
 	if (w->done_tail)
 		w->done_tail->qnext = t;
 	else
 		w->done_head = t;
 	w->done_tail = t;
+	w->done_n++;
 	w->running--;
+	wake = (w->done_n == 1 && w->rq_len < w->nthreads) ||
+	       w->done_n == W_DONE_BATCH;
 	pthread_mutex_unlock(&w->mu);
 	if (wake) {
 		uint64_t one = 1;
@@ -366,6 +371,7 @@ struct wtask *pool_take_done(struct worker *w)
 	pthread_mutex_lock(&w->mu);
 	t = w->done_head;
 	w->done_head = w->done_tail = NULL;
+	w->done_n = 0;
 	pthread_mutex_unlock(&w->mu);
 	return t;
 }

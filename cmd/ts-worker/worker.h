@@ -28,6 +28,11 @@
  * (pool.c) looks for its next task of that channel. */
 #define W_SCAN_MAX 64
 
+/* Results the threads gather before they wake the main thread while
+ * they all have work, and how long it lets them wait at most. */
+#define W_DONE_BATCH 32
+#define W_DONE_WAIT_MS 10
+
 /* Tasks held per thread (ready, running, waiting): the bound of what the
  * loop takes from Kafka (main.c), about 2.5 KB each. */
 #define W_HOLD_PER_THREAD 32
@@ -181,6 +186,7 @@ struct worker {
 	struct wtask *rq_head, *rq_tail;   /* ready queue */
 	size_t rq_len;
 	struct wtask *done_head, *done_tail;
+	size_t done_n;             /* on the done list */
 	size_t idle_threads;
 	size_t running;            /* tasks threads hold; under mu */
 	int quit;
