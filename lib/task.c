@@ -710,6 +710,8 @@ static ts_err fill_ids(const cJSON *const *top, const ts_task_opts *opts,
 			return ts_fail(d, TS_ERR_DATA, "createdAt",
 				       "must be an RFC 3339 timestamp like 2026-11-29T07:00:00.123Z");
 		copy_str(t->created_at, sizeof t->created_at, created);
+	} else if (opts && opts->created_at) {
+		copy_str(t->created_at, sizeof t->created_at, opts->created_at);
 	} else {
 		ts_now_rfc3339(t->created_at, sizeof t->created_at);
 	}

@@ -40,6 +40,10 @@ typedef struct ts_task_opts {
 	/* Non-zero: default_id is a UUID v4 the caller generated, so its
 	 * syntax is not checked again (an input's own taskId always is). */
 	int default_id_generated;
+	/* Non-NULL: createdAt for a task whose input has none, in place of
+	 * the time now (a producer that stamps a whole batch with one clock
+	 * read). Taken as it is: an RFC 3339 time the caller formatted. */
+	const char *created_at;
 } ts_task_opts;
 
 /* Check raw bytes before they reach the JSON parser: valid UTF-8 (no

@@ -770,6 +770,35 @@ static void test_default_id(void **state)
 	     TS_ERR_DATA, "taskId", "must be 1-128");
 }
 
+/* opts.created_at stands in for the clock, on both paths; the input's
+ * own createdAt still wins. */
+static void test_created_at_option(void **state)
+{
+	static const char *const inputs[] = {
+		"{\"taskType\":\"email\",\"payload\":{" MAIL "}}",
+		"{\"taskType\":\"x\",\"payload\":{\"a\":[1,2.5,\"\\u00e9\"]}}",
+	};
+	ts_task_opts o = { .created_at = "2026-01-02T03:04:05.678Z" };
+	ts_buf out = { 0 };
+	ts_task t;
+	ts_detail d;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+		OKO(inputs[i], &o);
+		assert_string_equal(T.created_at, "2026-01-02T03:04:05.678Z");
+		assert_int_equal(ts_task_encode(inputs[i], strlen(inputs[i]), &o,
+						&t, &out, &d), TS_OK);
+		assert_string_equal(t.created_at, "2026-01-02T03:04:05.678Z");
+		assert_non_null(strstr(out.data, "\"createdAt\":\"2026-01-02T03:04:05.678Z\""));
+		ts_task_free(&t);
+		ts_buf_reset(&out);
+	}
+	OKO("{\"taskType\":\"x\",\"payload\":{},\"createdAt\":\"2025-05-05T05:05:05Z\"}", &o);
+	assert_string_equal(T.created_at, "2025-05-05T05:05:05Z");
+	ts_buf_free(&out);
+}
+
 static void test_payload_validate_prefix(void **state)
 {
 	cJSON *p;
@@ -1183,6 +1212,7 @@ int main(void)
 		T_(test_sms),
 		T_(test_force_type),
 		T_(test_default_id),
+		T_(test_created_at_option),
 		T_(test_payload_validate_prefix),
 		T_(test_from_json_copies),
 		T_(test_invalid_utf8),
