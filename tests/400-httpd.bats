@@ -118,6 +118,14 @@ record_by_key() {
 	# parameters and case do not matter
 	post /tasks "$EMAIL_TASK" -H 'Content-Type: Application/JSON; charset=utf-8'
 	[ "$STATUS" = 202 ]
+	# the request line and headers get 8 KiB (ts-httpd(1)): 5 KB pass,
+	# 9 KB are refused with 431, and the server goes on
+	post /tasks "$EMAIL_TASK" -H "X-Big: $(head -c 5000 /dev/zero | tr '\0' a)"
+	[ "$STATUS" = 202 ]
+	post /tasks "$EMAIL_TASK" -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)"
+	[ "$STATUS" = 431 ]
+	post /tasks "$EMAIL_TASK"
+	[ "$STATUS" = 202 ]
 
 	run curl -sS -I "$HTTPD_URL/healthz"
 	[[ $output == "HTTP/1.1 200"* ]]
