@@ -89,6 +89,16 @@ ts_err ts_uuid4(char *buf, size_t size)
 
 	if (size < 37 || ts_random(r, sizeof r) != TS_OK)
 		return TS_ERR_INTERNAL;
+	return ts_uuid4_from(r, buf, size);
+}
+
+ts_err ts_uuid4_from(const unsigned char random[16], char *buf, size_t size)
+{
+	unsigned char r[16];
+
+	if (size < 37)
+		return TS_ERR_INTERNAL;
+	memcpy(r, random, sizeof r);
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	/* 8-4-4-4-12 hex digits, without printf (one per task produced). */

@@ -22,6 +22,10 @@ int64_t ts_mono_ms(void);
  * Errors: TS_ERR_INTERNAL when the kernel gives no randomness. */
 ts_err ts_uuid4(char *buf, size_t size);
 
+/* The same from 16 random bytes the caller has (e.g. drawn from a larger
+ * read of the kernel's source). TS_ERR_INTERNAL when size < 37. */
+ts_err ts_uuid4_from(const unsigned char random[16], char *buf, size_t size);
+
 /* Fill buf with len random bytes from the kernel. TS_ERR_INTERNAL on failure. */
 ts_err ts_random(void *buf, size_t len);
 
