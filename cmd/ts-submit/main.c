@@ -31,6 +31,8 @@
 
 volatile sig_atomic_t submit_signals;
 
+static char stdout_buf[64 << 10];
+
 /* The first SIGINT/SIGTERM stops reading (ts_stop); the second also gives
  * up on what is queued (submit_drain). Only flags are set here. */
 static void on_signal(int sig)
@@ -236,6 +238,12 @@ static int run(submit *s)
 	}
 	if ((rc = check_options(s)) >= 0 || (rc = open_inputs(s, fds)) >= 0)
 		goto out;
+	/* Result lines are flushed after every poll that served reports; in
+	 * between, a 64 KiB buffer rather than 4 KiB (a write(2) per 30 lines
+	 * was 10,000 system calls for 300,000 tasks). A terminal keeps its
+	 * line buffering. (glibc ignores the size unless given the buffer.) */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
 	if (!s->cfg->dry_run && (rc = open_kafka(s)) >= 0)
 		goto out;
 	if ((rc = pipeline_start(s)) >= 0)
