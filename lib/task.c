@@ -874,45 +874,6 @@ out:
 
 /* A JSON string as cJSON prints it: quotes, backslashes and control
  * characters escaped, everything else (UTF-8 included) as is. */
-static ts_err append_json_string(ts_buf *out, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const char *run = s;
-	ts_err err;
-
-	if ((err = ts_buf_append(out, "\"", 1)))
-		return err;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[6] = { '\\', 0, '0', '0', 0, 0 };
-		size_t n = 2;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if ((err = ts_buf_append(out, run, (size_t)(s - run))))
-			return err;
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			esc[1] = 'u';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 0xf];
-			n = 6;
-		}
-		if ((err = ts_buf_append(out, esc, n)))
-			return err;
-		run = s + 1;
-	}
-	if ((err = ts_buf_append(out, run, (size_t)(s - run))))
-		return err;
-	return ts_buf_append(out, "\"", 1);
-}
 
 /* Print a cJSON tree compactly at the end of out, growing it as needed. */
 static ts_err append_json(ts_buf *out, cJSON *item)
@@ -994,7 +955,7 @@ static ts_err serialize(const ts_task *t, const payload_form *payload,
 	*o = '\0';
 	out->len = (size_t)(o - out->data);
 	if (t->key && ((err = ts_buf_append(out, ",\"key\":", 7)) ||
-		       (err = append_json_string(out, t->key))))
+		       (err = ts_buf_append_json(out, t->key))))
 		goto fail;
 	if ((err = ts_buf_append(out, "}", 1)))
 		goto fail;
@@ -1339,7 +1300,7 @@ static ts_err print_tree(ts_buf *out, const cJSON *n)
 
 	switch (n->type & 0xff) {
 	case cJSON_String:
-		return append_json_string(out, n->valuestring);
+		return ts_buf_append_json(out, n->valuestring);
 	case cJSON_Number: {
 		unsigned v = n->valueint < 0 ? 0u - (unsigned)n->valueint
 					     : (unsigned)n->valueint;
@@ -1367,7 +1328,7 @@ static ts_err print_tree(ts_buf *out, const cJSON *n)
 		if (c != n->child && (err = ts_buf_append(out, ",", 1)))
 			return err;
 		if (cJSON_IsObject(n) &&
-		    ((err = append_json_string(out, c->string)) ||
+		    ((err = ts_buf_append_json(out, c->string)) ||
 		     (err = ts_buf_append(out, ":", 1))))
 			return err;
 		if ((err = print_tree(out, c)))

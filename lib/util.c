@@ -319,6 +319,48 @@ ts_err ts_buf_appendf(ts_buf *b, const char *fmt, ...)
 	return TS_OK;
 }
 
+ts_err ts_buf_append_json(ts_buf *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	ts_err err;
+
+	if (!s)
+		return ts_buf_append(out, "null", 4);
+	if ((err = ts_buf_append(out, "\"", 1)))
+		return err;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6] = { '\\', 0, '0', '0', 0, 0 };
+		size_t n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if ((err = ts_buf_append(out, run, (size_t)(s - run))))
+			return err;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		if ((err = ts_buf_append(out, esc, n)))
+			return err;
+		run = s + 1;
+	}
+	if ((err = ts_buf_append(out, run, (size_t)(s - run))))
+		return err;
+	return ts_buf_append(out, "\"", 1);
+}
+
 void ts_buf_reset(ts_buf *b)
 {
 	b->len = 0;

@@ -64,6 +64,9 @@ ts_err ts_buf_append(ts_buf *b, const void *data, size_t len);
 ts_err ts_buf_appendf(ts_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 ts_err ts_buf_reserve(ts_buf *b, size_t extra);
+/* Append s as a JSON string: quoted, '"', '\\' and control bytes escaped,
+ * other bytes (UTF-8) as they are; NULL appends null. */
+ts_err ts_buf_append_json(ts_buf *b, const char *s);
 void ts_buf_reset(ts_buf *b);   /* len = 0, keeps memory */
 void ts_buf_free(ts_buf *b);    /* frees memory, zeroes b */
 

@@ -28,47 +28,6 @@ const char *httpd_route_name(enum route route)
 
 /* ---- JSON text ---- */
 
-ts_err httpd_json_str(ts_buf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p;
-	const unsigned char *run;
-	ts_err err;
-
-	if (!s)
-		return ts_buf_append(b, "null", 4);
-	if ((err = ts_buf_append(b, "\"", 1)))
-		return err;
-	for (p = run = (const unsigned char *)s; *p; p++) {
-		char esc[7];
-		size_t n = 2;
-
-		if (*p >= 0x20 && *p != '"' && *p != '\\')
-			continue;
-		if ((err = ts_buf_append(b, run, (size_t)(p - run))))
-			return err;
-		esc[0] = '\\';
-		switch (*p) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-			n = 6;
-		}
-		if ((err = ts_buf_append(b, esc, n)))
-			return err;
-		run = p + 1;
-	}
-	if ((err = ts_buf_append(b, run, (size_t)(p - run))))
-		return err;
-	return ts_buf_append(b, "\"", 1);
-}
-
 ts_err httpd_append_int(ts_buf *b, long long v)
 {
 	char digits[24], *p = digits + sizeof digits;
@@ -114,9 +73,9 @@ ts_err httpd_reply_error(httpd_reply *reply, unsigned status, const char *msg,
 	reply_init(reply, status, "application/json");
 	reply->allow = allow;
 	reply->retry_after_s = status == 503 ? retry_after_s : 0;
-	if (ts_buf_append(b, "{\"error\":", 9) || httpd_json_str(b, msg) ||
+	if (ts_buf_append(b, "{\"error\":", 9) || ts_buf_append_json(b, msg) ||
 	    ts_buf_append(b, ",\"field\":", 9) ||
-	    httpd_json_str(b, field && *field ? field : NULL) ||
+	    ts_buf_append_json(b, field && *field ? field : NULL) ||
 	    ts_buf_append(b, "}\n", 2))
 		return TS_ERR_NOMEM;
 	return TS_OK;
@@ -150,9 +109,9 @@ static ts_err item_fields(ts_buf *b, const httpd_rules *rules, const item *it)
 		return httpd_append_int(b, (long long)it->offset);
 	}
 	if ((err = ts_buf_append(b, "\"error\":", 8)) ||
-	    (err = httpd_json_str(b, it->error)) ||
+	    (err = ts_buf_append_json(b, it->error)) ||
 	    (err = ts_buf_append(b, ",\"field\":", 9)) ||
-	    (err = httpd_json_str(b, it->field)))
+	    (err = ts_buf_append_json(b, it->field)))
 		return err;
 	/* Who retries a 503 should send the same taskId again. */
 	if (it->task_id[0] && it->status >= 500 &&
@@ -207,7 +166,7 @@ ts_err httpd_reply_sent(const ts_send_result *s, httpd_reply *reply)
 		reply_init(reply, 200, "application/json");
 		if (ts_buf_append(b, "{\"status\":\"sent\"", 16) ||
 		    (s->id[0] && (ts_buf_append(b, ",\"id\":", 6) ||
-				  httpd_json_str(b, s->id))) ||
+				  ts_buf_append_json(b, s->id))) ||
 		    ts_buf_append(b, "}\n", 2))
 			return TS_ERR_NOMEM;
 		return TS_OK;

@@ -362,9 +362,9 @@ static void access_log(request *r, int64_t us)
 	httpd_append(b, "\",\"remote\":\"");
 	httpd_append(b, remote);
 	httpd_append(b, "\",\"method\":");
-	httpd_json_str(b, r->method);
+	ts_buf_append_json(b, r->method);
 	httpd_append(b, ",\"path\":");
-	httpd_json_str(b, r->path);
+	ts_buf_append_json(b, r->path);
 	httpd_append(b, ",\"status\":");
 	httpd_append_int(b, r->status);
 	httpd_append(b, ",\"bytes\":");

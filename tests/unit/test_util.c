@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "util.h"
 
 #include "testutil.h"
@@ -254,6 +256,38 @@ static void test_buf_appendf_and_binary(void **state)
 }
 
 /* ---- misc --------------------------------------------------------------- */
+
+static void test_buf_append_json(void **state)
+{
+	ts_buf b = { 0 };
+	cJSON *back;
+
+	(void)state;
+	assert_int_equal(ts_buf_append_json(&b, NULL), TS_OK);
+	assert_string_equal(b.data, "null");
+	ts_buf_reset(&b);
+	assert_int_equal(ts_buf_append_json(&b, ""), TS_OK);
+	assert_string_equal(b.data, "\"\"");
+	ts_buf_reset(&b);
+	assert_int_equal(ts_buf_append_json(&b, "a\"b\\c\n\r\t\b\f\x01\x1f \xc3\xa9/"), TS_OK);
+	assert_string_equal(b.data,
+			    "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f \xc3\xa9/\"");
+	/* every byte 1..255 round-trips through a JSON parser */
+	ts_buf_reset(&b);
+	{
+		char all[256];
+		for (int i = 1; i < 256; i++)
+			all[i - 1] = (char)(i < 128 ? i : 'x');
+		all[255] = '\0';
+		assert_int_equal(ts_buf_append_json(&b, all), TS_OK);
+		back = cJSON_Parse(b.data);
+		assert_non_null(back);
+		assert_true(cJSON_IsString(back));
+		assert_string_equal(back->valuestring, all);
+		cJSON_Delete(back);
+	}
+	ts_buf_free(&b);
+}
 
 static void test_consttime_eq(void **state)
 {
@@ -516,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_buf_growth),
 		cmocka_unit_test(test_buf_appendf_and_binary),
+		cmocka_unit_test(test_buf_append_json),
 		cmocka_unit_test(test_consttime_eq),
 		cmocka_unit_test(test_strdup0_free_secret),
 		cmocka_unit_test_setup_teardown(test_read_file, files_setup, files_teardown),
