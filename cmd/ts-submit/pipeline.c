@@ -33,10 +33,16 @@ static const char hex_pairs[513] =
 	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
 	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
+/* Where each byte's two hex digits go in "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx". */
+static const unsigned char uuid_pos[16] = {
+	0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34
+};
+
+/* The random bytes are not wiped after use: they become the task id,
+ * which is printed and sent. */
 static ts_err next_uuid(idpool *p, char out[37])
 {
 	unsigned char *r;
-	char *o = out;
 
 	if (p->used == 0 || p->used + 16 > sizeof p->bytes) {
 		if (ts_random(p->bytes, sizeof p->bytes) != TS_OK)
@@ -47,14 +53,10 @@ static ts_err next_uuid(idpool *p, char out[37])
 	p->used += 16;
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*o++ = '-';
-		memcpy(o, hex_pairs + 2 * r[i], 2);
-		o += 2;
-	}
-	*o = '\0';
-	explicit_bzero(r, 16);
+	for (int i = 0; i < 16; i++)
+		memcpy(out + uuid_pos[i], hex_pairs + 2 * r[i], 2);
+	out[8] = out[13] = out[18] = out[23] = '-';
+	out[36] = '\0';
 	return TS_OK;
 }
 
@@ -147,8 +149,10 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 		keep_error(b, e, err, &d);
 		return;
 	}
-	if (strcmp(t.task_id, enc->next_id) == 0)
-		enc->next_id[0] = '\0'; /* used: take a new one next time */
+	/* used: take a new one next time (memcmp over next_id's 37 bytes,
+	 * its NUL included, is strcmp's answer without the call) */
+	if (memcmp(t.task_id, enc->next_id, sizeof enc->next_id) == 0)
+		enc->next_id[0] = '\0';
 	e->out_off = mark;
 	e->env_len = b->out.len - mark;
 	if (e->env_len > s->max_task) {
@@ -174,7 +178,8 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 		keep_error(b, e, TS_ERR_NOMEM, &d);
 	}
 out:
-	ts_task_free(&t);
+	if (t.key || t.traceparent || t.payload) /* else nothing to free */
+		ts_task_free(&t);
 }
 
 static void encode_batch(submit *s, encoder *enc, batch *b)
