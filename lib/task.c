@@ -1080,14 +1080,18 @@ static const unsigned char fp_plain[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-/* The first byte from p on that fp_plain does not take, or end. Sixteen
- * bytes at a time with SSE2, else eight in a word: there a byte under 0x20
+/* Copy the bytes from p on that fp_plain takes to *op, advancing it, and
+ * return the first one it does not take, or end. Sixteen bytes at a time
+ * with SSE2, each block stored before it is looked at (no copy call per
+ * run; the output never gets ahead of the input, so a block ending within
+ * the input fits in strs), else eight in a word: there a byte under 0x20
  * or over 0x7f, a quote or a backslash sets the high bit of its byte in
  * the mask (the lowest such bit is always a true one: borrows only run
  * upwards). */
 static const unsigned char *fp_plain_run(const unsigned char *p,
-					 const unsigned char *end)
+					 const unsigned char *end, char **op)
 {
+	char *o = *op;
 #if defined(__SSE2__)
 	/* as signed bytes, both < 0x20 and >= 0x80 are less than 0x20 */
 	const __m128i space = _mm_set1_epi8(' ');
@@ -1100,13 +1104,20 @@ static const unsigned char *fp_plain_run(const unsigned char *p,
 			_mm_or_si128(_mm_cmplt_epi8(w, space), _mm_cmpeq_epi8(w, quote)),
 			_mm_cmpeq_epi8(w, bslash)));
 
-		if (hit)
-			return p + __builtin_ctz(hit);
+		_mm_storeu_si128((__m128i *)(void *)o, w);
+		if (hit) {
+			unsigned k = (unsigned)__builtin_ctz(hit);
+
+			*op = o + k;
+			return p + k;
+		}
 		p += 16;
+		o += 16;
 	}
 #elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	const uint64_t ones = 0x0101010101010101u;
 	const uint64_t highs = 0x8080808080808080u;
+	const unsigned char *run = p;
 
 	while (end - p >= 8) {
 		uint64_t w, q, b, hit;
@@ -1117,13 +1128,18 @@ static const unsigned char *fp_plain_run(const unsigned char *p,
 		hit = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) |
 		      ((b - ones) & ~b) | w;
 		hit &= highs;
-		if (hit)
-			return p + (__builtin_ctzll(hit) >> 3);
+		if (hit) {
+			p += __builtin_ctzll(hit) >> 3; /* the loop below stops there */
+			break;
+		}
 		p += 8;
 	}
+	memcpy(o, run, (size_t)(p - run));
+	o += p - run;
 #endif
 	while (p < end && fp_plain[*p])
-		p++;
+		*o++ = (char)*p++;
+	*op = o;
 	return p;
 }
 
@@ -1134,12 +1150,9 @@ static char *fp_string(fastp *f)
 	char *start = f->str, *o = f->str;
 
 	for (;;) {
-		const unsigned char *run = p;
 		unsigned c;
 
-		p = fp_plain_run(p, end);
-		memcpy(o, run, (size_t)(p - run));
-		o += p - run;
+		p = fp_plain_run(p, end, &o);
 		if (p >= end)
 			return NULL;
 		c = *p;
