@@ -678,18 +678,23 @@ static ts_err check_top_level(const cJSON *obj, const cJSON *top[NTOP],
 			      ts_detail *d)
 {
 	int left[NTOP] = { 0 };
+	signed char known[2 * NTOP]; /* the first fields' top_field(), kept */
 	const cJSON *f;
+	int n = 0;
 
 	for (int i = 0; i < NTOP; i++)
 		top[i] = NULL;
 	cJSON_ArrayForEach(f, obj) {
 		int i = top_field(f->string);
 
+		if (n < (int)sizeof known)
+			known[n++] = (signed char)i;
 		if (i >= 0)
 			left[i]++;
 	}
+	n = 0;
 	cJSON_ArrayForEach(f, obj) {
-		int i = top_field(f->string);
+		int i = n < (int)sizeof known ? known[n++] : top_field(f->string);
 
 		if (i < 0)
 			return ts_fail(d, TS_ERR_DATA, f->string,
