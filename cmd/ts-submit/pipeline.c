@@ -53,6 +53,7 @@ static ts_err next_uuid(idpool *p, char out[37])
 	p->used += 16;
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+#pragma GCC unroll 16
 	for (int i = 0; i < 16; i++)
 		memcpy(out + uuid_pos[i], hex_pairs + 2 * r[i], 2);
 	out[8] = out[13] = out[18] = out[23] = '-';
@@ -168,9 +169,20 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 	e->has_key = t.key != NULL;
 	e->key_len = t.key ? (uint16_t)strlen(t.key) : 0;
 	e->has_tp = t.traceparent != NULL;
-	if (ts_buf_append(&b->out, t.task_id, e->id_len + 1u) ||
-	    ts_buf_append(&b->out, t.task_type, e->type_len + 1u) ||
-	    (t.key && ts_buf_append(&b->out, t.key, e->key_len + 1u)) ||
+	if (ts_buf_reserve(&b->out, e->id_len + 1u + e->type_len + 1u) == TS_OK) {
+		char *o = b->out.data + b->out.len; /* both at once */
+
+		memcpy(o, t.task_id, e->id_len + 1u);
+		memcpy(o + e->id_len + 1, t.task_type, e->type_len + 1u);
+		b->out.len += e->id_len + 1u + e->type_len + 1u;
+		b->out.data[b->out.len] = '\0'; /* as ts_buf_append leaves it */
+	} else {
+		b->out.len = mark;
+		ts_fail(&d, TS_ERR_NOMEM, NULL, "out of memory");
+		keep_error(b, e, TS_ERR_NOMEM, &d);
+		goto out;
+	}
+	if ((t.key && ts_buf_append(&b->out, t.key, e->key_len + 1u)) ||
 	    (t.traceparent &&
 	     ts_buf_append(&b->out, t.traceparent, strlen(t.traceparent) + 1))) {
 		b->out.len = mark;
