@@ -121,25 +121,18 @@ static const char digit_pairs[201] =
 	"6061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* Decimal digits of v, written backwards ending at end; returns the start. */
-static char *put_dec(char *end, int64_t v)
+/* The decimal digits of u, written backwards ending at end. */
+static void put_digits(char *end, uint64_t u)
 {
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
 	while (u >= 100) {
 		end -= 2;
 		memcpy(end, digit_pairs + 2 * (u % 100), 2);
 		u /= 100;
 	}
-	if (u >= 10) {
-		end -= 2;
-		memcpy(end, digit_pairs + 2 * u, 2);
-	} else {
-		*--end = (char)('0' + u);
-	}
-	if (v < 0)
-		*--end = '-';
-	return end;
+	if (u >= 10)
+		memcpy(end - 2, digit_pairs + 2 * u, 2);
+	else
+		end[-1] = (char)('0' + u);
 }
 
 static char *put_str(char *o, const char *s, size_t n)
@@ -148,12 +141,19 @@ static char *put_str(char *o, const char *s, size_t n)
 	return o + n;
 }
 
+/* v in decimal at o, in place: counting the digits first is cheaper than
+ * a copy of variable length (a memcpy call for each number). */
 static char *put_int(char *o, int64_t v)
 {
-	char num[24];
-	char *d = put_dec(num + sizeof num, v);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	int n = 1;
 
-	return put_str(o, d, (size_t)(num + sizeof num - d));
+	if (v < 0)
+		*o++ = '-';
+	for (uint64_t t = u; t >= 10; t /= 10)
+		n++;
+	put_digits(o + n, u);
+	return o + n;
 }
 
 /* One result line, formatted by hand (a printf per task was a tenth of the
