@@ -66,10 +66,9 @@ int64_t ts_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-ts_err ts_random(void *buf, size_t len)
+/* getrandom(2) until len bytes are in. */
+static ts_err fill_random(unsigned char *p, size_t len)
 {
-	unsigned char *p = buf;
-
 	while (len > 0) {
 		ssize_t n = getrandom(p, len, 0);
 		if (n < 0) {
@@ -80,6 +79,30 @@ ts_err ts_random(void *buf, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
+	return TS_OK;
+}
+
+/* Small requests (a UUID, a MIME boundary, a jitter draw: one or more per
+ * task) come from a per-thread pool refilled 4 KiB at a time: one system
+ * call per couple of hundred tasks, not one each. Large ones go straight
+ * to the kernel. A forked child never draws from its copy: it execs. */
+#define RANDOM_POOL 4096
+#define RANDOM_SMALL 64
+
+ts_err ts_random(void *buf, size_t len)
+{
+	static __thread unsigned char pool[RANDOM_POOL];
+	static __thread size_t used = RANDOM_POOL;
+
+	if (len > RANDOM_SMALL)
+		return fill_random(buf, len);
+	if (used + len > RANDOM_POOL) {
+		if (fill_random(pool, RANDOM_POOL) != TS_OK)
+			return TS_ERR_INTERNAL;
+		used = 0;
+	}
+	memcpy(buf, pool + used, len);
+	used += len;
 	return TS_OK;
 }
 

@@ -26,7 +26,8 @@ ts_err ts_uuid4(char *buf, size_t size);
  * read of the kernel's source). TS_ERR_INTERNAL when size < 37. */
 ts_err ts_uuid4_from(const unsigned char random[16], char *buf, size_t size);
 
-/* Fill buf with len random bytes from the kernel. TS_ERR_INTERNAL on failure. */
+/* Fill buf with len random bytes from the kernel (up to 64 bytes through a
+ * per-thread pool). TS_ERR_INTERNAL on failure. */
 ts_err ts_random(void *buf, size_t len);
 
 /* Parse a duration: "250ms", "5s", "2m", "1h", or a bare number of seconds
