@@ -106,16 +106,7 @@ ts_err ts_random(void *buf, size_t len)
 	return TS_OK;
 }
 
-ts_err ts_uuid4(char *buf, size_t size)
-{
-	unsigned char r[16];
-
-	if (size < 37 || ts_random(r, sizeof r) != TS_OK)
-		return TS_ERR_INTERNAL;
-	return ts_uuid4_from(r, buf, size);
-}
-
-ts_err ts_uuid4_from(const unsigned char random[16], char *buf, size_t size)
+static ts_err uuid4_from(const unsigned char random[16], char *buf, size_t size)
 {
 	unsigned char r[16];
 
@@ -133,6 +124,15 @@ ts_err ts_uuid4_from(const unsigned char random[16], char *buf, size_t size)
 		buf[o] = '\0';
 	}
 	return TS_OK;
+}
+
+ts_err ts_uuid4(char *buf, size_t size)
+{
+	unsigned char r[16];
+
+	if (size < 37 || ts_random(r, sizeof r) != TS_OK)
+		return TS_ERR_INTERNAL;
+	return uuid4_from(r, buf, size);
 }
 
 /* Parse "<number><unit>" where the number may have a fraction. Returns the

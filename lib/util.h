@@ -17,14 +17,11 @@ void ts_now_rfc3339(char *buf, size_t size);
 int64_t ts_now_ms(void);
 int64_t ts_mono_ms(void);
 
-/* A random UUID v4 from the kernel's random source (getrandom(2)), as 36
- * lowercase characters + NUL into buf (at least 37 bytes).
+/* A random UUID v4 from the kernel's random source (getrandom(2), through
+ * ts_random's per-thread pool), as 36 lowercase characters + NUL into buf
+ * (at least 37 bytes).
  * Errors: TS_ERR_INTERNAL when the kernel gives no randomness. */
 ts_err ts_uuid4(char *buf, size_t size);
-
-/* The same from 16 random bytes the caller has (e.g. drawn from a larger
- * read of the kernel's source). TS_ERR_INTERNAL when size < 37. */
-ts_err ts_uuid4_from(const unsigned char random[16], char *buf, size_t size);
 
 /* Fill buf with len random bytes from the kernel (up to 64 bytes through a
  * per-thread pool). TS_ERR_INTERNAL on failure. */

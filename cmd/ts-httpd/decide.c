@@ -369,24 +369,6 @@ int httpd_body_fits(const httpd_rules *rules, size_t have, size_t more)
 
 /* ---- the body ---- */
 
-/* A taskId for a task that brings none: a UUID v4 from kernel randomness
- * read 4 KiB at a time (one getrandom(2) per 256 tasks, not one each). */
-static ts_err new_task_id(char *buf, size_t size)
-{
-	static __thread unsigned char pool[4096];
-	static __thread size_t used = sizeof pool;
-	ts_err err;
-
-	if (used + 16 > sizeof pool) {
-		if ((err = ts_random(pool, sizeof pool)))
-			return err;
-		used = 0;
-	}
-	err = ts_uuid4_from(pool + used, buf, size);
-	used += 16;
-	return err;
-}
-
 /* Parse one task into it, ready to be produced (status 0) or with its
  * error. Returns 1 when ready. */
 static int prepare(const httpd_rules *rules, const httpd_head *head, item *it,
@@ -399,7 +381,7 @@ static int prepare(const httpd_rules *rules, const httpd_head *head, item *it,
 	char msg[128], id[40];
 
 	opts.default_id = head->idem_key;
-	if (!head->idem_key && new_task_id(id, sizeof id) == TS_OK) {
+	if (!head->idem_key && ts_uuid4(id, sizeof id) == TS_OK) {
 		opts.default_id = id;
 		opts.default_id_generated = 1;
 	}
