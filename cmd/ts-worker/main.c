@@ -99,9 +99,9 @@ static ts_err setup(struct worker *w, ts_detail *d)
 		return ts_fail(d, TS_ERR_CONFIG, NULL,
 			       "--handler-timeout must be more than 0");
 	/* Enough ready work that no thread waits while the loop takes more
-	 * from Kafka; memory is about 2.5 KB per task held. */
+	 * from Kafka; memory is about 2.5 KB per task held (worker.h). */
 	held = (size_t)cfg->concurrency * W_HOLD_PER_THREAD;
-	w->hold_total_high = held < 512 ? 512 : held;
+	w->hold_total_high = held < W_HOLD_MIN ? W_HOLD_MIN : held;
 	if ((err = build_routes(w, d)))
 		return err;
 	if ((err = out_metrics_init(w, d)))

@@ -34,11 +34,12 @@
 #define W_DONE_WAIT_MS 10
 
 /* Tasks held per thread (ready, running, waiting): the bound of what the
- * loop takes from Kafka (main.c), about 2.5 KB each. 16 keeps every
+ * loop takes from Kafka (main.c), about 2.5 KB each. 8 keeps every
  * thread fed (the ready queue is hundreds deep); the memory goes to
  * librdkafka's prefetch queue instead (consumer.c), which is cheaper per
  * task and is what keeps deliveries going across its one-second tick. */
-#define W_HOLD_PER_THREAD 16
+#define W_HOLD_PER_THREAD 8
+#define W_HOLD_MIN 256
 
 enum route_kind { ROUTE_EMAIL, ROUTE_SMS, ROUTE_HANDLER };
 
