@@ -20,50 +20,6 @@
 #define PIPE_BATCHES 16
 #define MAX_WORKERS 4
 
-/* ---- task ids ------------------------------------------------------------ */
-
-/* Each byte value as two lower-case hex digits. */
-static const char hex_pairs[513] =
-	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-
-/* Where each byte's two hex digits go in "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx". */
-static const unsigned char uuid_pos[16] = {
-	0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34
-};
-
-/* The random bytes are not wiped after use: they become the task id,
- * which is printed and sent. */
-static ts_err next_uuid(idpool *p, char out[37])
-{
-	unsigned char *r;
-
-	if (p->used == 0 || p->used + 16 > sizeof p->bytes) {
-		/* The kernel's ChaCha20 costs about 1.5% of a run here;
-		 * OpenSSL's RAND_bytes saved only half of that once its own
-		 * start-up was counted, and added 2 MB of memory. */
-		if (ts_random(p->bytes, sizeof p->bytes) != TS_OK)
-			return TS_ERR_INTERNAL;
-		p->used = 0;
-	}
-	r = p->bytes + p->used;
-	p->used += 16;
-	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-#pragma GCC unroll 16
-	for (int i = 0; i < 16; i++)
-		memcpy(out + uuid_pos[i], hex_pairs + 2 * r[i], 2);
-	out[8] = out[13] = out[18] = out[23] = '-';
-	out[36] = '\0';
-	return TS_OK;
-}
-
 /* ---- batches --------------------------------------------------------------- */
 
 static void batch_reset(batch *b, int input)
@@ -138,13 +94,14 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 	ts_err err;
 	size_t mark = b->out.len;
 
-	if (!enc->next_id[0] && next_uuid(&enc->ids, enc->next_id) != TS_OK) {
+	if (!enc->next_id[0] &&
+	    ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK) {
 		ts_fail(&d, TS_ERR_INTERNAL, NULL, "no randomness for a task id");
 		keep_error(b, e, TS_ERR_INTERNAL, &d);
 		return;
 	}
 	enc->opts.default_id = enc->next_id;
-	enc->opts.default_id_generated = 1; /* next_uuid() wrote it */
+	enc->opts.default_id_generated = 1; /* ts_uuid4() wrote it */
 	err = ts_task_encode(b->raw.data + e->raw_off, e->raw_len, &enc->opts,
 			     &t, &b->out, &d);
 	if (err) {

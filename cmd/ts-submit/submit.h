@@ -48,16 +48,8 @@ typedef struct inflight {
 	char data[];          /* taskId NUL taskType NUL [raw input] */
 } inflight;
 
-/* UUID v4 task ids from kernel randomness fetched 4 KiB at a time: the
- * same ids as ts_uuid4(), without a system call and a printf per task. */
-typedef struct idpool {
-	unsigned char bytes[4096];
-	size_t used;
-} idpool;
-
 /* One encoding context per thread that encodes. */
 typedef struct encoder {
-	idpool ids;
 	char next_id[37];     /* offered as taskId to the next task */
 	ts_task_opts opts;
 } encoder;
