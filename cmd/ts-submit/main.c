@@ -155,11 +155,10 @@ static int open_kafka(submit *s)
 		ts_log_error("--topic: longer than Kafka's 249 characters");
 		return ts_err_exit(TS_ERR_CONFIG);
 	}
-	if (pthread_create(&s->poller, NULL, submit_poller, s) != 0) {
+	if (submit_poller_start(s) != TS_OK) {
 		ts_log_error("cannot start the delivery report thread");
 		return ts_err_exit(TS_ERR_INTERNAL);
 	}
-	s->poller_running = 1;
 	return -1;
 }
 
@@ -285,10 +284,7 @@ int main(int argc, char **argv)
 		rc = run(&s);
 	}
 	pipeline_stop(&s);
-	if (s.poller_running) { /* an early exit */
-		atomic_store(&s.poller_stop, 1);
-		pthread_join(s.poller, NULL);
-	}
+	submit_poller_stop(&s); /* an early exit */
 	if (s.rkt)
 		rd_kafka_topic_destroy(s.rkt);
 	if (s.rk)

@@ -116,6 +116,8 @@ typedef struct submit {
 	pthread_t poller;
 	int poller_running;
 	atomic_int poller_stop;
+	pthread_mutex_t poller_lock; /* with poller_wake: its naps end at stop */
+	pthread_cond_t poller_wake;
 	atomic_llong main_polled;  /* ts_mono_ms() of the main thread's last poll */
 
 	pthread_mutex_t lock;     /* worst, the rejects file, stdout_failed */
@@ -135,7 +137,8 @@ void submit_stdout_error(submit *s);
 void submit_flush_stdout(submit *s);
 void submit_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque);
-void *submit_poller(void *arg);
+ts_err submit_poller_start(submit *s);
+void submit_poller_stop(submit *s);
 void submit_poll(submit *s);
 void submit_deliver(submit *s, batch *b);
 void submit_drain(submit *s);
