@@ -454,6 +454,38 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 		       "truncated: the input ends inside this value");
 }
 
+int ts_jsonstream_peek(ts_jsonstream *s, ts_jsonvalue *v)
+{
+	const char *data = s->buf.data, *lf;
+	size_t i = s->scan, n = s->buf.len;
+	long line = s->line;
+
+	if (s->started)
+		return 0;
+	while (i < n && is_space(data[i])) /* as ts_jsonstream_next skips it */
+		line += data[i++] == '\n';
+	s->scan = s->start = i;
+	s->line = line;
+	if (i >= n || data[i] != '{')
+		return 0;
+	lf = memchr(data + i, '\n', n - i);
+	if (!lf && !s->eof)
+		return 0; /* next() reads the rest of the line */
+	v->data = data + i;
+	v->len = lf ? (size_t)(lf - (data + i)) : n - i;
+	v->line = line;
+	if (s->max_value && v->len > s->max_value)
+		v->len = s->max_value; /* a larger value is next()'s error */
+	return 1;
+}
+
+void ts_jsonstream_take(ts_jsonstream *s, size_t n)
+{
+	s->value_line = s->line;
+	s->scan += n;
+	s->start = s->scan;
+}
+
 void ts_json_split(const char *buf, size_t len, ts_jsonsplit_fn fn, void *ctx)
 {
 	ts_jsonstream s;

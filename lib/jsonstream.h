@@ -63,6 +63,21 @@ void ts_jsonstream_init(ts_jsonstream *s, int fd, size_t max_value);
  * and 1 (not a ts_err) at a clean end of input. */
 int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d);
 
+/* A shortcut for a caller that parses objects itself (ts-submit): skip
+ * the white space before the next value; when that value starts with '{'
+ * and its line is buffered, return 1 with v holding the bytes from the
+ * '{' up to (not including) the line's LF, or to the end of input, at
+ * most max_value bytes; else return 0 (call ts_jsonstream_next). Reads
+ * nothing, never fails. */
+int ts_jsonstream_peek(ts_jsonstream *s, ts_jsonvalue *v);
+
+/* After ts_jsonstream_peek() returned 1: take its first n bytes as the
+ * next value, as ts_jsonstream_next() would have returned it. Only for a
+ * valid JSON object of n bytes found at the start of what peek returned:
+ * then the splitter would end the value there too (the object holds no
+ * LF, and is within max_value). */
+void ts_jsonstream_take(ts_jsonstream *s, size_t n);
+
 /* Free the buffer. */
 void ts_jsonstream_free(ts_jsonstream *s);
 

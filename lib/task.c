@@ -1413,17 +1413,22 @@ static int fast_task(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 	return 1;
 }
 
-/* The fast path: 1 when done, 0 to go the slow way (out unchanged). */
+/* The fast path: 1 when done, 0 to go the slow way (out unchanged).
+ * With used, the object may end before len (*used says where); without,
+ * only white space may follow it. */
 static int fast_encode(const char *json, size_t len, const ts_task_opts *opts,
-		       ts_task *t, ts_buf *out)
+		       ts_task *t, ts_buf *out, size_t *used)
 {
 	fastp f;
 	cJSON *obj;
 	payload_form form = { .simple = 1 };
 	int idx;
 
-	if (len > FAST_MAX)
-		return 0;
+	if (len > FAST_MAX) {
+		if (!used)
+			return 0;
+		len = FAST_MAX; /* a longer object runs into the end: slow way */
+	}
 	f.p = (const unsigned char *)json;
 	f.end = f.p + len;
 	f.str = f.strs;
@@ -1432,8 +1437,14 @@ static int fast_encode(const char *json, size_t len, const ts_task_opts *opts,
 	fp_ws(&f);
 	if (f.p >= f.end || *f.p != '{' || !(obj = fp_container(&f, 1)))
 		return 0;
-	fp_ws(&f);
-	if (f.p != f.end || !fast_task(obj, opts, t, &form.tree))
+	if (used) {
+		*used = (size_t)((const char *)f.p - json);
+	} else {
+		fp_ws(&f);
+		if (f.p != f.end)
+			return 0;
+	}
+	if (!fast_task(obj, opts, t, &form.tree))
 		return 0;
 	idx = (int)(form.tree - f.nodes);
 	if (f.canonical[idx]) { /* validated: an object, so it has a span */
@@ -1452,7 +1463,7 @@ ts_err ts_task_encode(const char *json, size_t len, const ts_task_opts *opts,
 {
 	ts_err err;
 
-	if (fast_encode(json, len, opts, t, out))
+	if (fast_encode(json, len, opts, t, out, NULL))
 		return TS_OK;
 	if ((err = ts_task_parse(json, len, opts, t, d)))
 		return err;
@@ -1462,6 +1473,13 @@ ts_err ts_task_encode(const char *json, size_t len, const ts_task_opts *opts,
 	if (err)
 		ts_task_free(t);
 	return err;
+}
+
+int ts_task_encode_prefix(const char *json, size_t len,
+			  const ts_task_opts *opts, ts_task *t, ts_buf *out,
+			  size_t *used)
+{
+	return fast_encode(json, len, opts, t, out, used);
 }
 
 const char *ts_task_record_key(const ts_task *t)

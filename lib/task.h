@@ -93,6 +93,17 @@ ts_err ts_task_serialize(const ts_task *t, ts_buf *out);
 ts_err ts_task_encode(const char *json, size_t len, const ts_task_opts *opts,
 		      ts_task *t, ts_buf *out, ts_detail *d);
 
+/* ts_task_encode() of the JSON object json starts with, for a reader that
+ * has not split its input yet: the object's end is found here, at most len
+ * bytes on. Only the fast path: returns 1 with *used set to the object's
+ * length when ts_task_encode(json, *used, ...) would succeed, with the same
+ * t and the same envelope appended to out; else 0, out unchanged, and the
+ * caller splits its input and calls ts_task_encode() (a value the fast path
+ * does not take, and every error, end up there). */
+int ts_task_encode_prefix(const char *json, size_t len,
+			  const ts_task_opts *opts, ts_task *t, ts_buf *out,
+			  size_t *used);
+
 /* The record key: t->key if given, else the taskId. */
 const char *ts_task_record_key(const ts_task *t);
 

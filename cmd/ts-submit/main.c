@@ -77,6 +77,7 @@ static int read_input(submit *s, int input, int fd)
 	ts_jsonvalue v;
 	ts_detail d;
 	int r = 0, rc = 0;
+	int inline_enc = pipeline_inline(s);
 
 	ts_jsonstream_init(&js, fd, s->max_task * 4 > STREAM_MIN_MAX
 				    ? s->max_task * 4 : STREAM_MIN_MAX);
@@ -84,6 +85,21 @@ static int read_input(submit *s, int input, int fd)
 	js.on_wait = on_input_wait;
 	js.wait_ctx = s;
 	while (!ts_stop) {
+		if (!s->cur && !(s->cur = pipeline_batch(s, input))) {
+			rc = -1;
+			break;
+		}
+		/* encoding in line: most values are parsed once, straight
+		 * from the read buffer, not split first */
+		if (inline_enc && ts_jsonstream_peek(&js, &v)) {
+			size_t used = batch_add_prefix(s, s->cur, v.data, v.len,
+						       v.line);
+
+			if (used) {
+				ts_jsonstream_take(&js, used);
+				goto added;
+			}
+		}
 		r = ts_jsonstream_next(&js, &v, &d);
 		if (r == 1)
 			break;
@@ -93,13 +109,14 @@ static int read_input(submit *s, int input, int fd)
 			break;
 		}
 		if (!s->cur && !(s->cur = pipeline_batch(s, input))) {
+			rc = -1; /* on_input_wait handed it over */
+			break;
+		}
+		if (batch_add(s, s->cur, v.data, v.len, v.line, (ts_err)r, &d)) {
 			rc = -1;
 			break;
 		}
-		if (batch_add(s->cur, v.data, v.len, v.line, (ts_err)r, &d)) {
-			rc = -1;
-			break;
-		}
+added:
 		if (batch_full(s->cur)) {
 			pipeline_submit(s, s->cur);
 			s->cur = NULL;

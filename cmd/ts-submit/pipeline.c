@@ -26,6 +26,7 @@ static void batch_reset(batch *b, int input)
 {
 	ts_buf_reset(&b->raw);
 	ts_buf_reset(&b->out);
+	b->in_bytes = 0;
 	b->n = 0;
 	b->done = 0;
 	b->next = b->next_todo = NULL;
@@ -53,8 +54,10 @@ static ts_err keep_error(batch *b, entry *e, ts_err err, const ts_detail *d)
 	return TS_OK;
 }
 
-ts_err batch_add(batch *b, const char *data, size_t len, long line,
-		 ts_err err, const ts_detail *d)
+static void encode_one(submit *s, encoder *enc, batch *b, entry *e);
+
+/* A new entry at the end of b (not counted in b->n yet), or NULL. */
+static entry *batch_entry(batch *b, long line)
 {
 	entry *e;
 
@@ -63,7 +66,7 @@ ts_err batch_add(batch *b, const char *data, size_t len, long line,
 		entry *grown = realloc(b->e, sizeof *grown * (size_t)cap);
 
 		if (!grown)
-			return TS_ERR_NOMEM;
+			return NULL;
 		b->e = grown;
 		b->cap = cap;
 	}
@@ -71,48 +74,50 @@ ts_err batch_add(batch *b, const char *data, size_t len, long line,
 	memset(e, 0, sizeof *e);
 	e->line = line;
 	e->raw_off = b->raw.len;
+	return e;
+}
+
+int pipeline_inline(const submit *s)
+{
+	return s->pipe.nworkers == 0;
+}
+
+ts_err batch_add(submit *s, batch *b, const char *data, size_t len,
+		 long line, ts_err err, const ts_detail *d)
+{
+	entry *e = batch_entry(b, line);
+
+	if (!e)
+		return TS_ERR_NOMEM;
 	e->raw_len = len;
 	if (len && ts_buf_append(&b->raw, data, len))
 		return TS_ERR_NOMEM;
 	if (err && keep_error(b, e, err, d))
 		return TS_ERR_NOMEM;
+	b->in_bytes += len;
 	b->n++;
+	if (!err && pipeline_inline(s)) { /* else a worker encodes the batch */
+		s->pipe.inline_enc.opts.created_at = b->created_at;
+		encode_one(s, &s->pipe.inline_enc, b, e);
+	}
 	return TS_OK;
 }
 
 int batch_full(const batch *b)
 {
-	return b->n >= BATCH_VALUES || b->raw.len >= BATCH_BYTES;
+	return b->n >= BATCH_VALUES || b->in_bytes >= BATCH_BYTES;
 }
 
-/* Encode one value into b->out: envelope, then the fields the producer
- * and the delivery report need. */
-static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
+/* The fields the producer and the delivery report need, after the
+ * envelope that ts_task_encode() put at mark in b->out. */
+static void encoded(submit *s, encoder *enc, batch *b, entry *e, ts_task *t,
+		    size_t mark)
 {
 	ts_detail d;
-	ts_task t;
-	ts_err err;
-	size_t mark = b->out.len;
 
-	if (!enc->next_id[0] &&
-	    ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK) {
-		ts_fail(&d, TS_ERR_INTERNAL, NULL, "no randomness for a task id");
-		keep_error(b, e, TS_ERR_INTERNAL, &d);
-		return;
-	}
-	enc->opts.default_id = enc->next_id;
-	enc->opts.default_id_generated = 1; /* ts_uuid4() wrote it */
-	err = ts_task_encode(b->raw.data + e->raw_off, e->raw_len, &enc->opts,
-			     &t, &b->out, &d);
-	if (err) {
-		if (!d.msg[0])
-			ts_fail(&d, err, NULL, "%s", ts_strerror(err));
-		keep_error(b, e, err, &d);
-		return;
-	}
 	/* used: take a new one next time (memcmp over next_id's 37 bytes,
 	 * its NUL included, is strcmp's answer without the call) */
-	if (memcmp(t.task_id, enc->next_id, sizeof enc->next_id) == 0)
+	if (memcmp(t->task_id, enc->next_id, sizeof enc->next_id) == 0)
 		enc->next_id[0] = '\0';
 	e->out_off = mark;
 	e->env_len = b->out.len - mark;
@@ -124,16 +129,16 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 		keep_error(b, e, TS_ERR_DATA, &d);
 		goto out;
 	}
-	e->id_len = (unsigned char)strlen(t.task_id);
-	e->type_len = (unsigned char)strlen(t.task_type);
-	e->has_key = t.key != NULL;
-	e->key_len = t.key ? (uint16_t)strlen(t.key) : 0;
-	e->has_tp = t.traceparent != NULL;
+	e->id_len = (unsigned char)strlen(t->task_id);
+	e->type_len = (unsigned char)strlen(t->task_type);
+	e->has_key = t->key != NULL;
+	e->key_len = t->key ? (uint16_t)strlen(t->key) : 0;
+	e->has_tp = t->traceparent != NULL;
 	if (ts_buf_reserve(&b->out, e->id_len + 1u + e->type_len + 1u) == TS_OK) {
 		char *o = b->out.data + b->out.len; /* both at once */
 
-		memcpy(o, t.task_id, e->id_len + 1u);
-		memcpy(o + e->id_len + 1, t.task_type, e->type_len + 1u);
+		memcpy(o, t->task_id, e->id_len + 1u);
+		memcpy(o + e->id_len + 1, t->task_type, e->type_len + 1u);
 		b->out.len += e->id_len + 1u + e->type_len + 1u;
 		b->out.data[b->out.len] = '\0'; /* as ts_buf_append leaves it */
 	} else {
@@ -142,16 +147,81 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 		keep_error(b, e, TS_ERR_NOMEM, &d);
 		goto out;
 	}
-	if ((t.key && ts_buf_append(&b->out, t.key, e->key_len + 1u)) ||
-	    (t.traceparent &&
-	     ts_buf_append(&b->out, t.traceparent, strlen(t.traceparent) + 1))) {
+	if ((t->key && ts_buf_append(&b->out, t->key, e->key_len + 1u)) ||
+	    (t->traceparent &&
+	     ts_buf_append(&b->out, t->traceparent, strlen(t->traceparent) + 1))) {
 		b->out.len = mark;
 		ts_fail(&d, TS_ERR_NOMEM, NULL, "out of memory");
 		keep_error(b, e, TS_ERR_NOMEM, &d);
 	}
 out:
-	if (t.key || t.traceparent || t.payload) /* else nothing to free */
-		ts_task_free(&t);
+	if (t->key || t->traceparent || t->payload) /* else nothing to free */
+		ts_task_free(t);
+}
+
+/* A taskId for the next task that has none, or 0. */
+static int offer_id(encoder *enc)
+{
+	if (!enc->next_id[0] &&
+	    ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK)
+		return 0;
+	enc->opts.default_id = enc->next_id;
+	enc->opts.default_id_generated = 1; /* ts_uuid4() wrote it */
+	return 1;
+}
+
+/* Encode one value into b->out: envelope, then the fields the producer
+ * and the delivery report need. */
+static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
+{
+	ts_detail d;
+	ts_task t;
+	ts_err err;
+	size_t mark = b->out.len;
+
+	if (!offer_id(enc)) {
+		ts_fail(&d, TS_ERR_INTERNAL, NULL, "no randomness for a task id");
+		keep_error(b, e, TS_ERR_INTERNAL, &d);
+		return;
+	}
+	err = ts_task_encode(b->raw.data + e->raw_off, e->raw_len, &enc->opts,
+			     &t, &b->out, &d);
+	if (err) {
+		if (!d.msg[0])
+			ts_fail(&d, err, NULL, "%s", ts_strerror(err));
+		keep_error(b, e, err, &d);
+		return;
+	}
+	encoded(s, enc, b, e, &t, mark);
+}
+
+/* In-line encoding straight from the reader's buffer: the input is copied
+ * into b->raw only when it may be needed (--rejects, or an error). A
+ * value the fast path does not take goes the usual way (returns 0). */
+size_t batch_add_prefix(submit *s, batch *b, const char *data, size_t len,
+			long line)
+{
+	encoder *enc = &s->pipe.inline_enc;
+	entry *e = batch_entry(b, line);
+	size_t mark = b->out.len, used;
+	ts_task t;
+
+	if (!e || !offer_id(enc))
+		return 0;
+	enc->opts.created_at = b->created_at;
+	if (!ts_task_encode_prefix(data, len, &enc->opts, &t, &b->out, &used))
+		return 0;
+	encoded(s, enc, b, e, &t, mark);
+	if (e->err || s->rejects_fd >= 0) {
+		if (ts_buf_append(&b->raw, data, used) != TS_OK) {
+			b->out.len = mark; /* the usual way reports it */
+			return 0;
+		}
+		e->raw_len = used;
+	}
+	b->in_bytes += used;
+	b->n++;
+	return used;
 }
 
 static void encode_batch(submit *s, encoder *enc, batch *b)
@@ -284,6 +354,8 @@ batch *pipeline_batch(submit *s, int input)
 	if (!b && !(b = calloc(1, sizeof *b)))
 		return NULL;
 	batch_reset(b, input);
+	if (pipeline_inline(s)) /* encoded as it is read: one clock read */
+		ts_now_rfc3339(b->created_at, sizeof b->created_at);
 	return b;
 }
 
@@ -301,7 +373,7 @@ static void deliver_head(submit *s)
 	submit_deliver(s, b);
 	submit_poll(s);
 	pthread_mutex_lock(&p->lock);
-	p->bytes -= b->raw.len;
+	p->bytes -= b->in_bytes;
 	p->batches--;
 	if (b->raw.cap > 2 * BATCH_BYTES || b->out.cap > 8 * BATCH_BYTES) {
 		batch_free(b); /* it held a huge value: give the memory back */
@@ -322,17 +394,15 @@ void pipeline_submit(submit *s, batch *b)
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
-	if (p->nworkers == 0) {
-		encode_batch(s, &p->inline_enc, b);
-		b->done = 1;
-	}
+	if (p->nworkers == 0)
+		b->done = 1; /* encoded value by value as it was read */
 	pthread_mutex_lock(&p->lock);
 	if (p->queue_tail)
 		p->queue_tail->next = b;
 	else
 		p->queue = b;
 	p->queue_tail = b;
-	p->bytes += b->raw.len;
+	p->bytes += b->in_bytes;
 	p->batches++;
 	if (!b->done) {
 		if (p->todo_tail)

@@ -7,6 +7,10 @@
  * main thread takes the batches back in input order and produces them; a
  * poller thread serves the delivery reports. Order is kept: tasks are
  * produced, and their errors reported, in the order they were read.
+ * Without workers (two CPUs or fewer) the main thread encodes each value
+ * as it reads it, most of them straight from the read buffer in one pass
+ * (ts_jsonstream_peek, ts_task_encode_prefix): splitting first, copying
+ * and then parsing cost three passes over every byte.
  */
 #ifndef TS_SUBMIT_H
 #define TS_SUBMIT_H
@@ -57,7 +61,8 @@ typedef struct encoder {
 /* One input value and what became of it. */
 typedef struct entry {
 	long line;
-	size_t raw_off, raw_len;  /* the input, in batch.raw */
+	size_t raw_off, raw_len;  /* the input, in batch.raw; raw_len 0: not
+				   * kept (encoded in line, no --rejects) */
 	ts_err err;               /* TS_OK: encoded */
 	size_t out_off;           /* in batch.out: the envelope then "id\0type\0
 				   * [key\0][traceparent\0]"; or "field\0msg\0" */
@@ -73,6 +78,8 @@ typedef struct batch {
 	int done;                 /* encoded (set under pipeline.lock) */
 	ts_buf raw;
 	ts_buf out;
+	size_t in_bytes;          /* input bytes of its values, kept or not */
+	char created_at[40];      /* in-line encoding: the batch's createdAt */
 	entry *e;
 	int n, cap;
 } batch;
@@ -146,8 +153,11 @@ void submit_drain(submit *s);
 /* pipeline.c */
 int pipeline_start(submit *s);
 batch *pipeline_batch(submit *s, int input);
-ts_err batch_add(batch *b, const char *data, size_t len, long line,
-		 ts_err err, const ts_detail *d);
+ts_err batch_add(submit *s, batch *b, const char *data, size_t len,
+		 long line, ts_err err, const ts_detail *d);
+size_t batch_add_prefix(submit *s, batch *b, const char *data, size_t len,
+			long line);
+int pipeline_inline(const submit *s);
 int batch_full(const batch *b);
 void pipeline_submit(submit *s, batch *b);
 void pipeline_flush(submit *s);

@@ -6,7 +6,10 @@
  * every value lies inside the input, values come in order without overlap,
  * and a value the splitter accepts starts with a non-space byte.
  * A third pass over the descriptor with a small max_value must not crash or
- * leak and must never return a value larger than the bound.
+ * leak and must never return a value larger than the bound. A fourth reads
+ * it as ts-submit does: ts_jsonstream_peek(), and ts_jsonstream_take() of
+ * each JSON object cJSON parses at the start of what it gives; it must find
+ * the very values, errors and lines of the first.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +17,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "jsonstream.h"
 
@@ -97,6 +102,52 @@ static int memfd_with(const uint8_t *data, size_t size, size_t pad)
 	return fd;
 }
 
+/* Compare with the first pass only where it has no bound. */
+static void peek_pass(ts_jsonstream *s, const struct run *a,
+		      const uint8_t *data)
+{
+	ts_jsonvalue v;
+	ts_detail d;
+	int n = 0, r = 0;
+
+	while (n < MAXV) {
+		size_t len = 0;
+		int took = 0;
+
+		if (ts_jsonstream_peek(s, &v)) {
+			const char *end = NULL;
+			cJSON *o = cJSON_ParseWithLengthOpts(v.data, v.len, &end, 0);
+
+			if (s->max_value && v.len > s->max_value)
+				fail("peek gave more than max_value", a, n);
+			if (o && cJSON_IsObject(o) && end > v.data &&
+			    end <= v.data + v.len) {
+				len = (size_t)(end - v.data);
+				ts_jsonstream_take(s, len);
+				took = 1;
+				r = TS_OK;
+			}
+			cJSON_Delete(o);
+		}
+		if (!took && (r = ts_jsonstream_next(s, &v, &d)) == 1)
+			break;
+		if (!took)
+			len = v.len;
+		if (s->max_value == 0 && n < a->n) {
+			const struct got *g = &a->v[n];
+
+			if (r != g->err || v.line != g->line)
+				fail("peek and take disagree on an error or line", a, n);
+			if (r == TS_OK && (len != g->len ||
+					   memcmp(v.data, data + g->off, len) != 0))
+				fail("peek and take disagree on a value", a, n);
+		}
+		n++;
+	}
+	if (s->max_value == 0 && n < MAXV && n != a->n)
+		fail("peek and take find another number of values", a, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct run a, b;
@@ -135,6 +186,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("stream finds more values than split", &a, b.n);
 	if (b.n != a.n && a.n < MAXV)
 		fail("stream finds fewer values than split", &a, b.n);
+	ts_jsonstream_free(&s);
+
+	/* Peek and take, with cJSON as the reader's own parser. */
+	lseek(fd, (off_t)pad, SEEK_SET);
+	ts_jsonstream_init(&s, fd, size ? 1 + (size_t)data[size - 1] * 16 : 0);
+	if (size && data[size - 1] >= 128) /* a bound one time in two */
+		s.max_value = 0;
+	peek_pass(&s, &a, data);
 	ts_jsonstream_free(&s);
 
 	/* A small bound: oversized values are errors, never returned. */

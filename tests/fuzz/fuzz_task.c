@@ -7,6 +7,9 @@
  * letter piped back in is the same task). ts_task_encode(), the fast path,
  * must give the same error (code, field, message) or the same envelope
  * (up to a generated taskId and createdAt) as parse + serialise.
+ * ts_task_encode_prefix(), given the input up to its first LF as ts-submit
+ * gives it a line it has not split, may take only the object the splitter
+ * would return first, and must then encode it as ts_task_encode() does.
  */
 #include <float.h>
 #include <math.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonstream.h"
 #include "task.h"
 
 static void check(int ok, const char *what, const char *a, const char *b)
@@ -110,6 +114,57 @@ static void check_encode(const char *buf, size_t size, const ts_task_opts *opts,
 	ts_task_free(&t2);
 }
 
+static int first_value(void *ctx, const ts_jsonvalue *v, ts_err err,
+		       const ts_detail *d)
+{
+	ts_jsonvalue *first = ctx;
+
+	(void)d;
+	*first = *v;
+	if (err)
+		first->data = NULL;
+	return 1;
+}
+
+static void check_prefix(const char *buf, size_t size, const ts_task_opts *opts)
+{
+	const char *lf = memchr(buf, '\n', size);
+	size_t len = lf ? (size_t)(lf - buf) : size, used = 0;
+	ts_jsonvalue first = { 0 };
+	ts_task t1, t2;
+	ts_buf o1 = { 0 }, o2 = { 0 };
+	ts_detail d;
+
+	if (len == 0 || buf[0] != '{') /* ts-submit peeks from a '{' */
+		return;
+	if (!ts_task_encode_prefix(buf, len, opts, &t1, &o1, &used)) {
+		check(o1.len == 0, "encode_prefix declined but wrote", o1.data, "");
+		ts_buf_free(&o1);
+		return;
+	}
+	check(used >= 2 && used <= len, "encode_prefix: length out of range", buf, o1.data);
+	ts_json_split(buf, size, first_value, &first);
+	check(first.data == buf && first.len == used,
+	      "encode_prefix took other bytes than the splitter's first value", buf, o1.data);
+	check(ts_task_encode(buf, used, opts, &t2, &o2, &d) == TS_OK,
+	      "encode_prefix took what ts_task_encode refuses", buf, d.msg);
+	swap_once(o2.data, t2.task_id, t1.task_id);
+	swap_once(o2.data, t2.created_at, t1.created_at);
+	check(o1.len == o2.len && strcmp(o1.data, o2.data) == 0,
+	      "encode_prefix envelope differs", o1.data, o2.data);
+	check(strcmp(t1.task_type, t2.task_type) == 0, "encode_prefix: taskType",
+	      t1.task_type, t2.task_type);
+	check((!t1.key && !t2.key) || (t1.key && t2.key && strcmp(t1.key, t2.key) == 0),
+	      "encode_prefix: key", t1.key, t2.key);
+	check((!t1.traceparent && !t2.traceparent) ||
+	      (t1.traceparent && t2.traceparent && strcmp(t1.traceparent, t2.traceparent) == 0),
+	      "encode_prefix: traceparent", t1.traceparent, t2.traceparent);
+	ts_buf_free(&o1);
+	ts_buf_free(&o2);
+	ts_task_free(&t1);
+	ts_task_free(&t2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const types[] = { NULL, "email", "sms", "webhook" };
@@ -135,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!buf)
 		return 0;
 	memcpy(buf, data, size);
+	check_prefix(buf, size, &opts);
 	err = ts_task_parse(buf, size, &opts, &t1, &d);
 	if (err) {
 		check(err == TS_ERR_DATA || err == TS_ERR_USAGE, "unexpected error class", d.msg, d.field);

@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "jsonstream.h"
 
 #include "testutil.h"
@@ -750,6 +752,99 @@ static void test_string_runs(void **state)
 	}
 }
 
+/* One value read as ts-submit reads: peek, and take the JSON object cJSON
+ * finds at the start of what peek gives; else next. Returns next's code,
+ * with *taken set when peek and take gave it. */
+static int next_peeking(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d,
+			int *taken)
+{
+	*taken = 0;
+	if (ts_jsonstream_peek(s, v)) {
+		const char *end = NULL;
+		cJSON *o = cJSON_ParseWithLengthOpts(v->data, v->len, &end, 0);
+		int ok = o && cJSON_IsObject(o);
+
+		cJSON_Delete(o);
+		assert_true(v->len > 0 && v->data[0] == '{');
+		assert_null(memchr(v->data, '\n', v->len));
+		assert_true(s->max_value == 0 || v->len <= s->max_value);
+		if (ok) {
+			v->len = (size_t)(end - v->data);
+			ts_jsonstream_take(s, v->len);
+			*taken = 1;
+			return TS_OK;
+		}
+	}
+	return ts_jsonstream_next(s, v, d);
+}
+
+/* Both ways over the same bytes, in step: the same values, errors and
+ * lines. Returns how many values peek and take gave. */
+static int peek_matches_next(const char *data, size_t len, size_t max_value)
+{
+	int fa = mem_fd(data, len), fb = mem_fd(data, len);
+	ts_jsonstream a, b;
+	ts_jsonvalue va, vb;
+	ts_detail da, db;
+	int ra, rb, taken, total = 0;
+
+	ts_jsonstream_init(&a, fa, max_value);
+	ts_jsonstream_init(&b, fb, max_value);
+	do {
+		ra = ts_jsonstream_next(&a, &va, &da);
+		rb = next_peeking(&b, &vb, &db, &taken);
+		total += taken;
+		assert_int_equal(ra, rb);
+		assert_int_equal(va.line, vb.line);
+		if (ra == TS_OK) {
+			assert_int_equal(va.len, vb.len);
+			assert_memory_equal(va.data, vb.data, va.len);
+		}
+	} while (ra != 1);
+	ts_jsonstream_free(&a);
+	ts_jsonstream_free(&b);
+	close(fa);
+	close(fb);
+	return total;
+}
+
+static void test_peek_take(void **state)
+{
+	static const char *const inputs[] = {
+		"{\"a\":1}\n{\"b\":[1,{\"c\":\"}\"}]}\r\n\n  {\"d\":2}",
+		"{\"a\":1}{\"b\":2} {\"c\":3}\n[4]{\"e\":5}\n",
+		"{\"a\":\n{\"b\":1}}\n{\"c\":2}\n",
+		"{\"a\":\"x\n{\"b\":1}\n",
+		"{\"a\":1} x {\"b\":2}\n} {\"c\":3}\n",
+		"\xef\xbb\xbf{\"a\":1}\n{\"b\":\"\\\"}\"}\n",
+		"{\"a\":\"0123456789012345678901234567890123456789\"}\n{\"b\":1}",
+		"{\"a\":1",
+		"  \n\t",
+	};
+	int total = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+		for (size_t max = 0; max <= 40; max += 10)
+			total += peek_matches_next(inputs[i], strlen(inputs[i]), max);
+	assert_true(total >= 20); /* the shortcut was taken */
+
+	/* lines across 64 KiB chunks: a line not buffered whole is next's */
+	size_t cap = 3 * 65536, len = 0;
+	char *big = malloc(cap);
+	int k = 0;
+
+	assert_non_null(big);
+	while (len + 64 < cap) {
+		len += (size_t)sprintf(big + len, "{\"n\":%d,\"s\":\"%.*s\"}\n", k,
+				       k % 17, "abcdefghijklmnopq");
+		k++;
+	}
+	total = peek_matches_next(big, len, 0);
+	assert_true(total > k - 10 && total < k);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -771,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_split_buffer),
 		cmocka_unit_test(test_split_buffer_exact_size),
 		cmocka_unit_test(test_string_runs),
+		cmocka_unit_test(test_peek_take),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

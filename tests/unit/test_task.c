@@ -799,6 +799,72 @@ static void test_created_at_option(void **state)
 	ts_buf_free(&out);
 }
 
+/* The fast path on an unsplit line: it finds the object's end itself and
+ * encodes it as ts_task_encode() does, or declines and writes nothing. */
+static void test_encode_prefix(void **state)
+{
+	static const char *const took[] = {
+		"{\"taskType\":\"email\",\"payload\":{" MAIL "}}",
+		"{\"taskType\":\"x\",\"payload\":{\"a\":[1,true,null,\"}{\\\"\"]},\"key\":\"k\"}",
+		"{ \"taskType\" : \"x\" , \"payload\" : { \"b\" : \"\\/\" } }",
+	};
+	static const char *const after[] = { "", " ", "\r", "{\"a\":1}", "x", "]" };
+	static const char *const declined[] = {
+		"{\"taskType\":\"email\",\"payload\":{}}",      /* invalid */
+		"{\"taskType\":\"x\",\"payload\":{\"a\":1.5}}",  /* slow way */
+		"{\"taskType\":\"x\",\"payload\":{\"a\":\"\\u00e9\"}}",
+		"{\"taskType\":\"x\",\"payload\":{\"a\":1}",     /* open */
+		"{\"taskType\":\"x\" \"payload\":{}}",
+	};
+	ts_task_opts o = { .default_id = "id-1", .created_at = "2026-01-02T03:04:05Z" };
+	ts_buf a = { 0 }, b = { 0 };
+	char line[512];
+	ts_task t;
+	ts_detail d;
+	size_t used;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof took / sizeof took[0]; i++) {
+		size_t n = strlen(took[i]);
+
+		assert_int_equal(ts_task_encode(took[i], n, &o, &t, &b, &d), TS_OK);
+		ts_task_free(&t);
+		for (size_t j = 0; j < sizeof after / sizeof after[0]; j++) {
+			snprintf(line, sizeof line, "%s%s", took[i], after[j]);
+			used = 0;
+			assert_int_equal(ts_task_encode_prefix(line, strlen(line), &o,
+							       &t, &a, &used), 1);
+			assert_int_equal(used, n);
+			assert_string_equal(a.data, b.data);
+			assert_string_equal(t.task_id, "id-1");
+			ts_task_free(&t);
+			ts_buf_reset(&a);
+		}
+		/* cut short anywhere: declined */
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal(ts_task_encode_prefix(took[i], k, &o, &t, &a,
+							       &used), 0);
+		assert_int_equal(a.len, 0);
+		ts_buf_reset(&b);
+	}
+	for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+		assert_int_equal(ts_task_encode_prefix(declined[i], strlen(declined[i]),
+						       &o, &t, &a, &used), 0);
+		assert_int_equal(a.len, 0);
+	}
+	/* over the fast path's 4096 bytes: declined, though complete */
+	char *big = malloc(5000);
+	assert_non_null(big);
+	int n = snprintf(big, 5000, "{\"taskType\":\"x\",\"payload\":{\"a\":\"%04200d\"}}", 0);
+	assert_int_equal(ts_task_encode(big, (size_t)n, &o, &t, &b, &d), TS_OK);
+	ts_task_free(&t);
+	assert_int_equal(ts_task_encode_prefix(big, (size_t)n, &o, &t, &a, &used), 0);
+	assert_int_equal(a.len, 0);
+	free(big);
+	ts_buf_free(&a);
+	ts_buf_free(&b);
+}
+
 static void test_payload_validate_prefix(void **state)
 {
 	cJSON *p;
@@ -1213,6 +1279,7 @@ int main(void)
 		T_(test_force_type),
 		T_(test_default_id),
 		T_(test_created_at_option),
+		T_(test_encode_prefix),
 		T_(test_payload_validate_prefix),
 		T_(test_from_json_copies),
 		T_(test_invalid_utf8),
