@@ -1,6 +1,8 @@
 /* kafka.c - producer and consumer handles from the shared configuration. */
 #include "kafka.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,11 +81,52 @@ fail:
 	return err;
 }
 
+/* librdkafka's own threads (its main thread, one per broker) run as
+ * SCHED_BATCH: woken by a socket or a queued message, such a thread no
+ * longer preempts the thread running on that CPU (ts-httpd's event thread,
+ * ts-submit's reader) but takes a free CPU or waits for the end of the
+ * running thread's slice. Their work is batched anyway, and batches grow
+ * a little. Measured on 2 CPUs, ts-httpd under wrk -c32: its event thread
+ * was preempted 0.22 times per request, now 0.07; CPU per request of
+ * ts-httpd 21.3-23.7 us -> 18.3-18.8 us and of the broker behind it
+ * 5.7-6.4 -> 4.2-4.6 us; a lone client's latency unchanged (p50 0.13-0.15
+ * ms). ts-submit and ts-worker measured the same as before. Any user may
+ * switch a thread to SCHED_BATCH; should it fail, the thread keeps the
+ * default policy. */
+static rd_kafka_resp_err_t on_thread_start(rd_kafka_t *rk,
+					   rd_kafka_thread_type_t type,
+					   const char *name, void *opaque)
+{
+	struct sched_param sp = { 0 };
+
+	(void)rk;
+	(void)type;
+	(void)name;
+	(void)opaque;
+	if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) != 0) {
+		/* not fatal: the default policy */
+	}
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
+				  void *opaque, char *errstr, size_t size)
+{
+	(void)conf;
+	(void)errstr;
+	(void)size;
+	return rd_kafka_interceptor_add_on_thread_start(rk, "taskstream",
+							on_thread_start, opaque);
+}
+
 static ts_err make_handle(rd_kafka_type_t type, rd_kafka_conf_t *conf,
 			  rd_kafka_t **out, ts_detail *d)
 {
 	char errstr[512];
-	rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
+	rd_kafka_t *rk;
+
+	rd_kafka_conf_interceptor_add_on_new(conf, "taskstream", on_new, NULL);
+	rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
 
 	if (!rk) {
 		rd_kafka_conf_destroy(conf);

@@ -436,6 +436,27 @@ record_by_key() {
 	[ "$status" -ne 0 ]
 }
 
+@test "librdkafka's threads run as SCHED_BATCH, ts-httpd's own under the default policy" {
+	start_broker 1
+	start_httpd
+	post /tasks "$EMAIL_TASK"
+	[ "$STATUS" = 202 ]
+	# comm and scheduling policy (field 41 of stat: 0 other, 3 batch) of
+	# every thread; comm is field 2, in parentheses, without spaces here
+	local t comm policy rdk=0 own=0
+	for t in /proc/"$HTTPD_PID"/task/*; do
+		comm=$(<"$t/comm")
+		policy=$(awk '{ print $41 }' "$t/stat")
+		case $comm in
+		rdk:*) [ "$policy" = 3 ] || { echo "$comm: policy $policy"; return 1; }
+			rdk=$((rdk + 1)) ;;
+		*) [ "$policy" = 0 ] || { echo "$comm: policy $policy"; return 1; }
+			own=$((own + 1)) ;;
+		esac
+	done
+	((rdk >= 2 && own >= 2))
+}
+
 @test "bad configuration exits 78 with a clear message" {
 	run -78 ts-httpd --tls-cert /nonexistent.pem
 	[[ $output == *"--tls-cert and --tls-key go together"* ]]
