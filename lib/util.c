@@ -329,6 +329,49 @@ ts_err ts_buf_append(ts_buf *b, const void *data, size_t len)
 	return TS_OK;
 }
 
+/* "00" to "99": two digits per division (offsets, lines and counts on
+ * every result line and access log line). */
+static const char digit_pairs[201] =
+	"0001020304050607080910111213141516171819"
+	"2021222324252627282930313233343536373839"
+	"4041424344454647484950515253545556575859"
+	"6061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* Counting the digits first and writing them in place is cheaper than
+ * writing them backwards into a scratch buffer and copying. */
+char *ts_put_int(char *o, int64_t v)
+{
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char *end;
+	int n = 1;
+
+	if (v < 0)
+		*o++ = '-';
+	for (uint64_t t = u; t >= 10; t /= 10)
+		n++;
+	end = o + n;
+	while (u >= 100) {
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * (u % 100), 2);
+		u /= 100;
+	}
+	if (u >= 10)
+		memcpy(end - 2, digit_pairs + 2 * u, 2);
+	else
+		end[-1] = (char)('0' + u);
+	return o + n;
+}
+
+ts_err ts_buf_append_int(ts_buf *b, int64_t v)
+{
+	if (ts_buf_reserve(b, TS_INT_CHARS) != TS_OK)
+		return TS_ERR_NOMEM;
+	b->len = (size_t)(ts_put_int(b->data + b->len, v) - b->data);
+	b->data[b->len] = '\0';
+	return TS_OK;
+}
+
 ts_err ts_buf_appendf(ts_buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -65,11 +65,18 @@ ts_err ts_buf_reserve(ts_buf *b, size_t extra);
 /* Append s as a JSON string: quoted, '"', '\\' and control bytes escaped,
  * other bytes (UTF-8) as they are; NULL appends null. */
 ts_err ts_buf_append_json(ts_buf *b, const char *s);
+/* Append v in decimal. */
+ts_err ts_buf_append_int(ts_buf *b, int64_t v);
 void ts_buf_reset(ts_buf *b);   /* len = 0, keeps memory */
 void ts_buf_free(ts_buf *b);    /* frees memory, zeroes b */
 
 /* Compare two byte strings in time that depends only on the lengths. */
 int ts_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
+
+/* v in decimal at o, which has room for TS_INT_CHARS; returns the end
+ * (no NUL written). */
+#define TS_INT_CHARS 20
+char *ts_put_int(char *o, int64_t v);
 
 /* strdup that returns NULL for NULL. */
 char *ts_strdup0(const char *s);

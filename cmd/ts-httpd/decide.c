@@ -28,20 +28,6 @@ const char *httpd_route_name(enum route route)
 
 /* ---- JSON text ---- */
 
-ts_err httpd_append_int(ts_buf *b, long long v)
-{
-	char digits[24], *p = digits + sizeof digits;
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
-				       (unsigned long long)v;
-
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10));
-	if (v < 0)
-		*--p = '-';
-	return ts_buf_append(b, p, (size_t)(digits + sizeof digits - p));
-}
-
 ts_err httpd_append(ts_buf *b, const char *s)
 {
 	return ts_buf_append(b, s, strlen(s));
@@ -103,10 +89,10 @@ static ts_err item_fields(ts_buf *b, const httpd_rules *rules, const item *it)
 		    (err = httpd_append(b, "\",\"topic\":\"")) ||
 		    (err = httpd_append(b, rules->topic)) ||
 		    (err = httpd_append(b, "\",\"partition\":")) ||
-		    (err = httpd_append_int(b, it->partition)) ||
+		    (err = ts_buf_append_int(b, it->partition)) ||
 		    (err = httpd_append(b, ",\"offset\":")))
 			return err;
-		return httpd_append_int(b, (long long)it->offset);
+		return ts_buf_append_int(b, it->offset);
 	}
 	if ((err = ts_buf_append(b, "\"error\":", 8)) ||
 	    (err = ts_buf_append_json(b, it->error)) ||
@@ -133,9 +119,9 @@ ts_err httpd_reply_tasks(const httpd_rules *rules, const httpd_head *head,
 		for (size_t i = 0; i < plan->nitems; i++) {
 			it = &plan->items[i];
 			if (httpd_append(b, "{\"line\":") ||
-			    httpd_append_int(b, it->line) ||
+			    ts_buf_append_int(b, it->line) ||
 			    httpd_append(b, ",\"status\":") ||
-			    httpd_append_int(b, it->status) ||
+			    ts_buf_append_int(b, it->status) ||
 			    httpd_append(b, ",") || item_fields(b, rules, it) ||
 			    ts_buf_append(b, "}\n", 2))
 				return TS_ERR_NOMEM;

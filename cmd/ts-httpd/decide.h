@@ -158,9 +158,8 @@ static inline const char *httpd_item_key(const item *it)
 	return it->key ? it->key : it->task_id;
 }
 
-/* JSON text without printf (strings: ts_buf_append_json): a decimal
- * integer, a plain string. Errors: TS_ERR_NOMEM. */
-ts_err httpd_append_int(ts_buf *b, long long v);
+/* A plain string, without printf (JSON strings: ts_buf_append_json,
+ * integers: ts_buf_append_int). Errors: TS_ERR_NOMEM. */
 ts_err httpd_append(ts_buf *b, const char *s);
 
 #endif

@@ -366,11 +366,11 @@ static void access_log(request *r, int64_t us)
 	httpd_append(b, ",\"path\":");
 	ts_buf_append_json(b, r->path);
 	httpd_append(b, ",\"status\":");
-	httpd_append_int(b, r->status);
+	ts_buf_append_int(b, r->status);
 	httpd_append(b, ",\"bytes\":");
-	httpd_append_int(b, (long long)r->bytes);
+	ts_buf_append_int(b, (int64_t)r->bytes);
 	httpd_append(b, ",\"ms\":");
-	httpd_append_int(b, us / 1000);
+	ts_buf_append_int(b, us / 1000);
 	httpd_append(b, ".");
 	httpd_append(b, frac);
 	if (r->head.route == ROUTE_TASKS && r->plan.nitems == 1 && r->plan.items[0].task_id[0]) {
@@ -381,7 +381,7 @@ static void access_log(request *r, int64_t us)
 	} else if (r->head.route == ROUTE_TASKS && r->head.ndjson &&
 		   r->plan.nitems) {
 		httpd_append(b, ",\"tasks\":");
-		httpd_append_int(b, (long long)r->plan.nitems);
+		ts_buf_append_int(b, (int64_t)r->plan.nitems);
 	}
 	if (r->aborted)
 		httpd_append(b, ",\"aborted\":true");

@@ -113,47 +113,9 @@ void submit_flush_stdout(submit *s)
 		submit_stdout_error(s);
 }
 
-/* "00" to "99": two digits per division (offsets and lines have six or
- * more digits, on every result line). */
-static const char digit_pairs[201] =
-	"0001020304050607080910111213141516171819"
-	"2021222324252627282930313233343536373839"
-	"4041424344454647484950515253545556575859"
-	"6061626364656667686970717273747576777879"
-	"8081828384858687888990919293949596979899";
-
-/* The decimal digits of u, written backwards ending at end. */
-static void put_digits(char *end, uint64_t u)
-{
-	while (u >= 100) {
-		end -= 2;
-		memcpy(end, digit_pairs + 2 * (u % 100), 2);
-		u /= 100;
-	}
-	if (u >= 10)
-		memcpy(end - 2, digit_pairs + 2 * u, 2);
-	else
-		end[-1] = (char)('0' + u);
-}
-
 static char *put_str(char *o, const char *s, size_t n)
 {
 	memcpy(o, s, n);
-	return o + n;
-}
-
-/* v in decimal at o, in place: counting the digits first is cheaper than
- * a copy of variable length (a memcpy call for each number). */
-static char *put_int(char *o, int64_t v)
-{
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	int n = 1;
-
-	if (v < 0)
-		*o++ = '-';
-	for (uint64_t t = u; t >= 10; t /= 10)
-		n++;
-	put_digits(o + n, u);
 	return o + n;
 }
 
@@ -176,11 +138,11 @@ static void print_result(submit *s, const inflight *f,
 	o = put_str(o, "\",\"topic\":\"", 11);
 	o = put_str(o, s->topic, s->topic_len);
 	o = put_str(o, "\",\"partition\":", 14);
-	o = put_int(o, m->partition);
+	o = ts_put_int(o, m->partition);
 	o = put_str(o, ",\"offset\":", 10);
-	o = put_int(o, m->offset);
+	o = ts_put_int(o, m->offset);
 	o = put_str(o, ",\"line\":", 8);
-	o = put_int(o, f->line);
+	o = ts_put_int(o, f->line);
 	o = put_str(o, "}\n", 2);
 	results.len = (size_t)(o - results.data);
 }

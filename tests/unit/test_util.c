@@ -510,6 +510,37 @@ static void test_clocks(void **state)
 	assert_true(m2 >= m1 + 19);
 }
 
+/* ts_put_int and ts_buf_append_int against printf, at the edges of every
+ * digit count and of int64_t. */
+static void test_decimal(void **state)
+{
+	int64_t v[] = { 0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, -10, -99,
+			-100, 12345, 9999999999LL, 10000000000LL, INT64_MAX,
+			INT64_MIN, INT64_MIN + 1 };
+	char want[32], got[TS_INT_CHARS + 1];
+	ts_buf b = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		snprintf(want, sizeof want, "%lld", (long long)v[i]);
+		*ts_put_int(got, v[i]) = '\0';
+		assert_string_equal(got, want);
+		ts_buf_reset(&b);
+		assert_int_equal(ts_buf_append(&b, "x", 1), TS_OK);
+		assert_int_equal(ts_buf_append_int(&b, v[i]), TS_OK);
+		assert_int_equal(b.len, 1 + strlen(want));
+		assert_string_equal(b.data + 1, want);
+	}
+	/* every power of ten and its neighbours */
+	for (int64_t p = 1; p <= INT64_MAX / 10; p *= 10) {
+		for (int64_t d = -1; d <= 1; d++) {
+			snprintf(want, sizeof want, "%lld", (long long)(p + d));
+			*ts_put_int(got, p + d) = '\0';
+			assert_string_equal(got, want);
+		}
+	}
+	ts_buf_free(&b);
+}
 
 static void test_uuid(void **state)
 {
@@ -557,6 +588,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_secret_file, files_setup, files_teardown),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_decimal),
 		cmocka_unit_test(test_uuid),
 		cmocka_unit_test(test_random),
 	};
