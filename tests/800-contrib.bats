@@ -6,7 +6,7 @@ verify_unit() {
 	local unit=$1 bin=$2 dir=$BATS_TEST_TMPDIR/units
 	mkdir -p "$dir"
 	# Point ExecStart at the built binary: verify checks that it exists.
-	sed "s|/usr/local/bin/$bin|$REPO/bin/$bin|" "$REPO/contrib/systemd/$unit" > "$dir/$unit"
+	sed "s|/usr/local/bin/$bin|$TS_TEST_BIN/$bin|" "$REPO/contrib/systemd/$unit" > "$dir/$unit"
 	run systemd-analyze verify --man=no "$dir/$unit"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -13,9 +13,14 @@
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO
+# The tools under test: TS_TEST_BIN (tests/run sets it to BUILD/bin, so
+# `tests/run build/address-undefined` runs that build whatever bin/ points
+# at), else bin/.
+TS_TEST_BIN=${TS_TEST_BIN:-$REPO/bin}
+export TS_TEST_BIN
 case ":$PATH:" in
-*":$REPO/bin:"*) ;;
-*) export PATH="$REPO/bin:$PATH" ;;
+*":$TS_TEST_BIN:"*) ;;
+*) export PATH="$TS_TEST_BIN:$PATH" ;;
 esac
 export TS_TEST_BROKER="${TS_TEST_BROKER:-dev}"
 # aiosmtpd is installed for the system interpreter only.
@@ -448,8 +453,8 @@ start_broker() {
 	export TS_TOPIC="$base" TS_DLQ_TOPIC="$base-dlq" TS_GROUP="$base-group"
 	case $TS_TEST_BROKER in
 	dev)
-		if [[ ! -x $REPO/bin/ts-devbroker ]]; then
-			_helpers_err "start_broker: $REPO/bin/ts-devbroker not built (make)"
+		if [[ ! -x $TS_TEST_BIN/ts-devbroker ]]; then
+			_helpers_err "start_broker: $TS_TEST_BIN/ts-devbroker not built (make)"
 			return 1
 		fi
 		dir=$(_helpers_fresh devbroker)
@@ -463,7 +468,7 @@ start_broker() {
 		# the broker never sees EOF on stdin while the test runs.
 		exec {HELPERS_CTL_FD}<>"$fifo"
 		_helpers_spawn "$fifo" "$out" "$err" \
-			stdbuf -oL "$REPO/bin/ts-devbroker" --control \
+			stdbuf -oL "$TS_TEST_BIN/ts-devbroker" --control \
 			--topic "$TS_TOPIC:$parts" --topic "$TS_DLQ_TOPIC:$parts" "$@"
 		pid=$HELPERS_SPAWNED_PID
 		_helpers_record "$pid" devbroker

@@ -16,7 +16,7 @@ start_httpd() {
 	port=$(free_port)
 	HTTPD_LOG=$dir/access.jsonl
 	HTTPD_ERR=$dir/stderr
-	"${TS_HTTPD_BIN:-$REPO/bin/ts-httpd}" --listen "127.0.0.1:$port" "$@" \
+	"${TS_HTTPD_BIN:-$TS_TEST_BIN/ts-httpd}" --listen "127.0.0.1:$port" "$@" \
 		</dev/null >"$HTTPD_LOG" 2>"$HTTPD_ERR" 3>&- &
 	HTTPD_PID=$!
 	_helpers_record "$HTTPD_PID" ts-httpd
