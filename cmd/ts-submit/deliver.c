@@ -203,8 +203,8 @@ void submit_poll(submit *s)
 /* While the main thread waits for input (a slow pipe) it does not poll:
  * this thread then serves the reports, so results appear as they arrive.
  * Its naps and polls end as soon as it is told to stop: the drain joins
- * it first, and a nap slept out to its end was up to 100 ms added to
- * every run (in bench/submit, a fifth of the time of 300,000 tasks). */
+ * it first, and a nap or poll slept out to its end added up to 100 ms to
+ * a run of many tasks (300,000 take about 250 ms in bench/submit). */
 static void *submit_poller(void *arg)
 {
 	submit *s = arg;
