@@ -456,7 +456,7 @@ int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d)
 
 int ts_jsonstream_peek(ts_jsonstream *s, ts_jsonvalue *v)
 {
-	const char *data = s->buf.data, *lf;
+	const char *data = s->buf.data;
 	size_t i = s->scan, n = s->buf.len;
 	long line = s->line;
 
@@ -468,11 +468,8 @@ int ts_jsonstream_peek(ts_jsonstream *s, ts_jsonvalue *v)
 	s->line = line;
 	if (i >= n || data[i] != '{')
 		return 0;
-	lf = memchr(data + i, '\n', n - i);
-	if (!lf && !s->eof)
-		return 0; /* next() reads the rest of the line */
 	v->data = data + i;
-	v->len = lf ? (size_t)(lf - (data + i)) : n - i;
+	v->len = n - i;
 	v->line = line;
 	if (s->max_value && v->len > s->max_value)
 		v->len = s->max_value; /* a larger value is next()'s error */

@@ -64,18 +64,17 @@ void ts_jsonstream_init(ts_jsonstream *s, int fd, size_t max_value);
 int ts_jsonstream_next(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d);
 
 /* A shortcut for a caller that parses objects itself (ts-submit): skip
- * the white space before the next value; when that value starts with '{'
- * and its line is buffered, return 1 with v holding the bytes from the
- * '{' up to (not including) the line's LF, or to the end of input, at
- * most max_value bytes; else return 0 (call ts_jsonstream_next). Reads
- * nothing, never fails. */
+ * the white space before the next value; when that value starts with '{',
+ * return 1 with v holding the bytes buffered from the '{' on, at most
+ * max_value; else return 0 (call ts_jsonstream_next). Reads nothing,
+ * never fails. The object may run past what is buffered: the caller then
+ * finds no end and calls ts_jsonstream_next, which reads more. */
 int ts_jsonstream_peek(ts_jsonstream *s, ts_jsonvalue *v);
 
 /* After ts_jsonstream_peek() returned 1: take its first n bytes as the
  * next value, as ts_jsonstream_next() would have returned it. Only for a
- * valid JSON object of n bytes found at the start of what peek returned:
- * then the splitter would end the value there too (the object holds no
- * LF, and is within max_value). */
+ * valid JSON object of n bytes found at the start of what peek returned
+ * that holds no line feed: then the splitter ends the value there too. */
 void ts_jsonstream_take(ts_jsonstream *s, size_t n);
 
 /* Free the buffer. */

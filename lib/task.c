@@ -1023,6 +1023,7 @@ typedef struct fastp {
 	int depth;
 	unsigned ws;            /* white space bytes skipped so far */
 	unsigned reprinted;     /* escapes that print differently (\/) so far */
+	unsigned char lf_ws;    /* 0: a line feed is not white space here */
 	cJSON nodes[FAST_NODES];
 	/* per container node: its input bytes, and whether they are exactly
 	 * its printed form (no white space, no \/ inside) */
@@ -1038,7 +1039,8 @@ static void fp_ws_run(fastp *f)
 {
 	const unsigned char *p = f->p;
 
-	while (p < f->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+	while (p < f->end && (*p == ' ' || *p == '\r' || *p == '\t' ||
+			      (*p == '\n' && f->lf_ws)))
 		p++;
 	f->ws += (unsigned)(p - f->p);
 	f->p = p;
@@ -1414,8 +1416,8 @@ static int fast_task(const cJSON *obj, const ts_task_opts *opts, ts_task *t,
 }
 
 /* The fast path: 1 when done, 0 to go the slow way (out unchanged).
- * With used, the object may end before len (*used says where); without,
- * only white space may follow it. */
+ * With used, the object may end before len (*used says where) and must
+ * hold no line feed; without, only white space may follow it. */
 static int fast_encode(const char *json, size_t len, const ts_task_opts *opts,
 		       ts_task *t, ts_buf *out, size_t *used)
 {
@@ -1434,6 +1436,7 @@ static int fast_encode(const char *json, size_t len, const ts_task_opts *opts,
 	f.str = f.strs;
 	f.used = f.depth = 0;
 	f.ws = f.reprinted = 0;
+	f.lf_ws = !used; /* an unsplit stream: the object ends in its line */
 	fp_ws(&f);
 	if (f.p >= f.end || *f.p != '{' || !(obj = fp_container(&f, 1)))
 		return 0;

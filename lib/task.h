@@ -95,7 +95,8 @@ ts_err ts_task_encode(const char *json, size_t len, const ts_task_opts *opts,
 
 /* ts_task_encode() of the JSON object json starts with, for a reader that
  * has not split its input yet: the object's end is found here, at most len
- * bytes on. Only the fast path: returns 1 with *used set to the object's
+ * bytes on, and it must hold no line feed (a JSON Lines splitter would end
+ * it there). Only the fast path: returns 1 with *used set to the object's
  * length when ts_task_encode(json, *used, ...) would succeed, with the same
  * t and the same envelope appended to out; else 0, out unchanged, and the
  * caller splits its input and calls ts_task_encode() (a value the fast path

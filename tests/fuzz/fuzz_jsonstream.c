@@ -8,8 +8,9 @@
  * A third pass over the descriptor with a small max_value must not crash or
  * leak and must never return a value larger than the bound. A fourth reads
  * it as ts-submit does: ts_jsonstream_peek(), and ts_jsonstream_take() of
- * each JSON object cJSON parses at the start of what it gives; it must find
- * the very values, errors and lines of the first.
+ * each JSON object cJSON parses at the start of what it gives that holds
+ * no line feed; it must find the very values, errors and lines of the
+ * first.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -121,7 +122,8 @@ static void peek_pass(ts_jsonstream *s, const struct run *a,
 			if (s->max_value && v.len > s->max_value)
 				fail("peek gave more than max_value", a, n);
 			if (o && cJSON_IsObject(o) && end > v.data &&
-			    end <= v.data + v.len) {
+			    end <= v.data + v.len &&
+			    !memchr(v.data, '\n', (size_t)(end - v.data))) {
 				len = (size_t)(end - v.data);
 				ts_jsonstream_take(s, len);
 				took = 1;

@@ -7,9 +7,9 @@
  * letter piped back in is the same task). ts_task_encode(), the fast path,
  * must give the same error (code, field, message) or the same envelope
  * (up to a generated taskId and createdAt) as parse + serialise.
- * ts_task_encode_prefix(), given the input up to its first LF as ts-submit
- * gives it a line it has not split, may take only the object the splitter
- * would return first, and must then encode it as ts_task_encode() does.
+ * ts_task_encode_prefix(), given the whole input as ts-submit gives it what
+ * it has read and not split, may take only the object the splitter would
+ * return first, and must then encode it as ts_task_encode() does.
  */
 #include <float.h>
 #include <math.h>
@@ -128,8 +128,7 @@ static int first_value(void *ctx, const ts_jsonvalue *v, ts_err err,
 
 static void check_prefix(const char *buf, size_t size, const ts_task_opts *opts)
 {
-	const char *lf = memchr(buf, '\n', size);
-	size_t len = lf ? (size_t)(lf - buf) : size, used = 0;
+	size_t len = size, used = 0;
 	ts_jsonvalue first = { 0 };
 	ts_task t1, t2;
 	ts_buf o1 = { 0 }, o2 = { 0 };

@@ -753,8 +753,8 @@ static void test_string_runs(void **state)
 }
 
 /* One value read as ts-submit reads: peek, and take the JSON object cJSON
- * finds at the start of what peek gives; else next. Returns next's code,
- * with *taken set when peek and take gave it. */
+ * finds at the start of what peek gives when it holds no line feed; else
+ * next. Returns next's code, with *taken set when peek and take gave it. */
 static int next_peeking(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d,
 			int *taken)
 {
@@ -762,11 +762,11 @@ static int next_peeking(ts_jsonstream *s, ts_jsonvalue *v, ts_detail *d,
 	if (ts_jsonstream_peek(s, v)) {
 		const char *end = NULL;
 		cJSON *o = cJSON_ParseWithLengthOpts(v->data, v->len, &end, 0);
-		int ok = o && cJSON_IsObject(o);
+		int ok = o && cJSON_IsObject(o) &&
+			 !memchr(v->data, '\n', (size_t)(end - v->data));
 
 		cJSON_Delete(o);
 		assert_true(v->len > 0 && v->data[0] == '{');
-		assert_null(memchr(v->data, '\n', v->len));
 		assert_true(s->max_value == 0 || v->len <= s->max_value);
 		if (ok) {
 			v->len = (size_t)(end - v->data);
@@ -814,6 +814,7 @@ static void test_peek_take(void **state)
 		"{\"a\":1}\n{\"b\":[1,{\"c\":\"}\"}]}\r\n\n  {\"d\":2}",
 		"{\"a\":1}{\"b\":2} {\"c\":3}\n[4]{\"e\":5}\n",
 		"{\"a\":\n{\"b\":1}}\n{\"c\":2}\n",
+		"{\"a\":\n1}\n{\"c\":\n\"d\"}{\"e\":1}\n",
 		"{\"a\":\"x\n{\"b\":1}\n",
 		"{\"a\":1} x {\"b\":2}\n} {\"c\":3}\n",
 		"\xef\xbb\xbf{\"a\":1}\n{\"b\":\"\\\"}\"}\n",

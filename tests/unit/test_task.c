@@ -815,6 +815,8 @@ static void test_encode_prefix(void **state)
 		"{\"taskType\":\"x\",\"payload\":{\"a\":\"\\u00e9\"}}",
 		"{\"taskType\":\"x\",\"payload\":{\"a\":1}",     /* open */
 		"{\"taskType\":\"x\" \"payload\":{}}",
+		"{\"taskType\":\"x\",\n\"payload\":{}}",    /* a line feed */
+		"{\"taskType\":\"x\",\"payload\":{\"a\":1}\r\n}",
 	};
 	ts_task_opts o = { .default_id = "id-1", .created_at = "2026-01-02T03:04:05Z" };
 	ts_buf a = { 0 }, b = { 0 };
