@@ -115,9 +115,11 @@ static void encoded(submit *s, encoder *enc, batch *b, entry *e, ts_task *t,
 {
 	ts_detail d;
 
-	/* used: take a new one next time (memcmp over next_id's 37 bytes,
-	 * its NUL included, is strcmp's answer without the call) */
-	if (memcmp(t->task_id, enc->next_id, sizeof enc->next_id) == 0)
+	e->id_len = (unsigned char)strlen(t->task_id);
+	/* used: take a new one next time (t's bytes after its NUL may
+	 * never have been written: compare only up to it) */
+	if (e->id_len == sizeof enc->next_id - 1 &&
+	    memcmp(t->task_id, enc->next_id, sizeof enc->next_id - 1) == 0)
 		enc->next_id[0] = '\0';
 	e->out_off = mark;
 	e->env_len = b->out.len - mark;
@@ -129,7 +131,6 @@ static void encoded(submit *s, encoder *enc, batch *b, entry *e, ts_task *t,
 		keep_error(b, e, TS_ERR_DATA, &d);
 		goto out;
 	}
-	e->id_len = (unsigned char)strlen(t->task_id);
 	e->type_len = (unsigned char)strlen(t->task_type);
 	e->has_key = t->key != NULL;
 	e->key_len = t->key ? (uint16_t)strlen(t->key) : 0;
