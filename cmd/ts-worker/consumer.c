@@ -16,9 +16,14 @@
 #include "util.h"
 #include "worker.h"
 
-#define COMMIT_INTERVAL_MS 500
+#define COMMIT_INTERVAL_MS 100
 #define OUT_FLUSH_MS 100
 #define INTAKE_BURST 512
+/* How long partitions stay paused after a refused commit when no
+ * rebalance callback comes (a backstop: the callback ends the pause). */
+#define REBALANCE_WAIT_MS 10000
+/* OffsetFetch in the assign callback, for partitions coming back */
+#define COMMITTED_TIMEOUT_MS 5000
 
 /* ---- partitions ---------------------------------------------------------- */
 
@@ -46,6 +51,7 @@ static struct part *part_get(struct worker *w, int32_t id, int create)
 		return NULL;
 	p->id = id;
 	p->committed = -1;
+	p->pending = -1;
 	p->hi_started = -1;
 	ts_offsets_init(&p->offs);
 	w->parts[id] = p;
@@ -365,9 +371,27 @@ nomem:
 
 /* ---- commits ------------------------------------------------------------- */
 
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		      rd_kafka_topic_partition_list_t *l, void *opaque);
+static void rebalance_end(struct worker *w);
+
+/* The group refuses commits while it rebalances (the mock cluster from
+ * the first JoinGroup of a new member until the rebalance ends; a real
+ * broker once it waits for the SyncGroup), and from a member of an older
+ * generation. */
+static int refused_by_rebalance(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+	       err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+	       err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
+}
+
 /* Commit the commit point of every partition in ids (all assigned ones
- * when ids is NULL) that moved since the last commit. sync: wait for the
- * broker's answer (revoke, shutdown); else fire and go on. */
+ * when ids is NULL). async: those that moved since the last commit; the
+ * answer comes to on_commit through commit_q. sync (revoke, shutdown):
+ * every one, even one that seems committed already (an async commit of
+ * it may have been refused, its answer not served yet), and wait for the
+ * broker's answer: p->committed says what landed. */
 static void commit(struct worker *w, const int32_t *ids, size_t nids, int sync)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
@@ -380,7 +404,7 @@ static void commit(struct worker *w, const int32_t *ids, size_t nids, int sync)
 		if (!p || !p->assigned)
 			continue;
 		cp = ts_offsets_commit_point(&p->offs);
-		if (cp < 0 || cp <= p->committed)
+		if (cp < 0 || (!sync && cp <= p->committed))
 			continue;
 		rd_kafka_topic_partition_list_add(l, w->cfg->topic, p->id)->offset = cp;
 	}
@@ -388,45 +412,29 @@ static void commit(struct worker *w, const int32_t *ids, size_t nids, int sync)
 		rd_kafka_topic_partition_list_destroy(l);
 		return;
 	}
-	err = rd_kafka_commit(w->rk, l, !sync);
+	if (sync)
+		err = rd_kafka_commit(w->rk, l, 0);
+	else
+		err = rd_kafka_commit_queue(w->rk, l, w->commit_q, on_commit,
+					    (void *)(uintptr_t)w->rebalance_epoch);
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		ts_log_warn("commit: %s", rd_kafka_err2str(err));
 	for (int i = 0; i < l->cnt; i++) {
 		struct part *p = part_get(w, l->elems[i].partition, 0);
-		/* async: assume it lands; the commit callback undoes this
-		 * when it did not, so the next round tries again */
-		if (p && (!sync || (!err && !l->elems[i].err)))
-			p->committed = l->elems[i].offset;
-		if (sync && l->elems[i].err)
+		rd_kafka_resp_err_t e = err ? err : l->elems[i].err;
+		/* async: assume it lands; on_commit undoes this when it did
+		 * not, so the next round tries again */
+		if (p)
+			p->committed = !sync || !e ? l->elems[i].offset : -1;
+		if (sync && e)
 			ts_log_warn("commit %s [%d] at %lld: %s", w->cfg->topic,
 				    l->elems[i].partition,
 				    (long long)l->elems[i].offset,
-				    rd_kafka_err2str(l->elems[i].err));
+				    rd_kafka_err2str(e));
 		ts_log_debug("commit %s [%d] at %lld", w->cfg->topic,
 			     l->elems[i].partition, (long long)l->elems[i].offset);
 	}
 	rd_kafka_topic_partition_list_destroy(l);
-}
-
-static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-		      rd_kafka_topic_partition_list_t *l, void *opaque)
-{
-	struct worker *w = opaque;
-
-	(void)rk;
-	if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-		return;
-	for (int i = 0; l && i < l->cnt; i++) {
-		struct part *p;
-		if (!err && !l->elems[i].err)
-			continue;
-		p = part_get(w, l->elems[i].partition, 0);
-		if (p && p->committed == l->elems[i].offset)
-			p->committed = -1;   /* try again */
-		ts_log_info("commit %s [%d] at %lld failed: %s", w->cfg->topic,
-			    l->elems[i].partition, (long long)l->elems[i].offset,
-			    rd_kafka_err2str(err ? err : l->elems[i].err));
-	}
 }
 
 /* ---- flow control -------------------------------------------------------- */
@@ -557,8 +565,15 @@ static void flow(struct worker *w, int64_t now)
 	}
 	if (w->flow_level && w->held <= w->hold_total_high / 2)
 		w->flow_level = 0;
+	if (w->rebalancing && now - w->rebalancing_since >= REBALANCE_WAIT_MS) {
+		ts_log_info("no rebalance of group %s came after a refused "
+			    "commit: taking tasks again", w->cfg->group);
+		rebalance_end(w);
+	}
 	for (size_t i = 0; i < w->nparts; i++) {
 		struct part *p = w->parts[i];
+		if (w->rebalancing)
+			break;
 		if (p && p->assigned && p->paused && !p->draining &&
 		    p->held <= share(w) / 2 && w->held <= w->hold_total_high / 2) {
 			list_add(w, &resume, p);
@@ -572,9 +587,84 @@ static void flow(struct worker *w, int64_t now)
  * partition, so only events and a few stragglers can come. */
 static int may_take(struct worker *w)
 {
-	if (w->stopping || w->flow_level == 2)
+	if (w->stopping || w->flow_level == 2 || w->rebalancing)
 		return 1;
 	return w->held < w->hold_total_high * (w->flow_level ? 2 : 1);
+}
+
+/* ---- rebalance detected by a refused commit ------------------------------ */
+
+/* The group refused a commit: it is rebalancing. librdkafka tells the
+ * rebalance callback through the consumer's queue, behind every message
+ * prefetched (up to queued.max.messages.kbytes, thousands of tasks), and
+ * until the callback ran ts-worker would go on taking and delivering
+ * them; on the mock cluster none of that can be committed any more, so
+ * the partitions' next owners run it all again. Pause every partition:
+ * the pause drops what was prefetched (it is fetched again, by us or by
+ * the next owner, from the last offset taken), the callback comes
+ * through at once, and only the tasks already held go on. */
+static void rebalance_begin(struct worker *w)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+
+	if (w->rebalancing || w->stopping)
+		return;
+	w->rebalancing = 1;
+	w->rebalancing_since = ts_mono_ms();
+	for (size_t i = 0; i < w->nparts; i++) {
+		struct part *p = w->parts[i];
+		if (!p || !p->assigned || p->paused)
+			continue;
+		list_add(w, &l, p);
+		p->paused = 1;
+	}
+	ts_log_info("group %s is rebalancing (a commit was refused): taking "
+		    "no more tasks until it is done", w->cfg->group);
+	pause_list(w, l, 1);
+}
+
+/* The rebalance callback came (or a commit was accepted): flow() resumes
+ * what is still ours and paused. */
+static void rebalance_end(struct worker *w)
+{
+	w->rebalancing = 0;
+}
+
+/* Result of an async commit (served from commit_q by the loop). opaque:
+ * the rebalance epoch when it was sent; a refusal from before the last
+ * rebalance callback is old news. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		      rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+	struct worker *w = rd_kafka_opaque(rk);
+	int refused = 0, failed = 0;
+
+	if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+		return;
+	for (int i = 0; l && i < l->cnt; i++) {
+		struct part *p;
+		rd_kafka_resp_err_t e = err ? err : l->elems[i].err;
+		if (!e)
+			continue;
+		failed = 1;
+		refused |= refused_by_rebalance(e);
+		p = part_get(w, l->elems[i].partition, 0);
+		if (p && p->committed == l->elems[i].offset)
+			p->committed = -1;   /* try again */
+		ts_log_info("commit %s [%d] at %lld failed: %s", w->cfg->topic,
+			    l->elems[i].partition, (long long)l->elems[i].offset,
+			    rd_kafka_err2str(e));
+	}
+	if (!l && err) {
+		failed = 1;
+		refused = refused_by_rebalance(err);
+	}
+	if ((uintptr_t)opaque != (uintptr_t)w->rebalance_epoch)
+		return;
+	if (refused)
+		rebalance_begin(w);
+	else if (!failed)
+		rebalance_end(w);
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -598,12 +688,68 @@ static void serve_side(struct worker *w, int timeout_ms)
 	if (poll(pfd, 2, timeout_ms) > 0 && pfd[1].revents)
 		drain_pipe(w->pq_fd);
 	rd_kafka_poll(w->prod, 0);
+	rd_kafka_queue_poll_callback(w->commit_q, 0);
 	handle_done(w);
 	sched_fire_retries(w, ts_mono_ms());
 }
 
 /* ---- rebalance ------------------------------------------------------------ */
 
+
+/* Partitions coming back whose commit the group refused when they were
+ * revoked (it was rebalancing). Every offset below that commit point was
+ * finished here, so it is still a true claim: when the group's commit is
+ * older, commit it now and start there, instead of running again what
+ * was finished. A later commit of the group (another member went
+ * further) is left alone. Sets the start offsets in l. */
+static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
+{
+	rd_kafka_topic_partition_list_t *q = NULL, *c = NULL;
+	rd_kafka_resp_err_t err;
+
+	for (int i = 0; i < l->cnt; i++) {
+		struct part *p = part_get(w, l->elems[i].partition, 0);
+		if (p && p->pending >= 0)
+			list_add(w, &q, p);
+	}
+	if (!q)
+		return;
+	err = rd_kafka_committed(w->rk, q, COMMITTED_TIMEOUT_MS);
+	if (err)
+		ts_log_warn("reading the commits of group %s: %s", w->cfg->group,
+			    rd_kafka_err2str(err));
+	for (int i = 0; i < q->cnt; i++) {
+		struct part *p = part_get(w, q->elems[i].partition, 0);
+		rd_kafka_topic_partition_t *e;
+		if (!err && !q->elems[i].err && q->elems[i].offset < p->pending &&
+		    (e = rd_kafka_topic_partition_list_find(l, w->cfg->topic,
+							    p->id))) {
+			e->offset = p->pending;
+			if (!c)
+				c = rd_kafka_topic_partition_list_new(q->cnt);
+			rd_kafka_topic_partition_list_add(c, w->cfg->topic,
+							  p->id)->offset = p->pending;
+			ts_log_info("%s [%d] is back: starting at %lld, where "
+				    "its refused commit was (group's: %lld)",
+				    w->cfg->topic, p->id, (long long)p->pending,
+				    (long long)q->elems[i].offset);
+		}
+		p->pending = -1;
+	}
+	rd_kafka_topic_partition_list_destroy(q);
+	if (!c)
+		return;
+	err = rd_kafka_commit(w->rk, c, 0);
+	for (int i = 0; i < c->cnt; i++) {
+		rd_kafka_resp_err_t e = err ? err : c->elems[i].err;
+		if (e)
+			ts_log_warn("commit %s [%d] at %lld: %s", w->cfg->topic,
+				    c->elems[i].partition,
+				    (long long)c->elems[i].offset,
+				    rd_kafka_err2str(e));
+	}
+	rd_kafka_topic_partition_list_destroy(c);
+}
 
 static void assign_parts(struct worker *w, rd_kafka_topic_partition_list_t *l)
 {
@@ -687,6 +833,15 @@ static void revoke_parts(struct worker *w, rd_kafka_topic_partition_list_t *l,
 	left = held_in(w, ids, n);
 	for (size_t i = 0; i < n; i++) {
 		struct part *p = part_get(w, ids[i], 0);
+		int64_t cp = ts_offsets_commit_point(&p->offs);
+		/* refused (the group is rebalancing: the mock cluster refuses
+		 * every commit then): still true, kept for when the partition
+		 * comes back (resume_pending) */
+		p->pending = !lost && cp >= 0 && p->committed != cp ? cp : -1;
+		if (p->pending >= 0)
+			ts_log_info("%s [%d]: commit at %lld refused at the revoke; "
+				    "kept for when the partition comes back",
+				    w->cfg->topic, p->id, (long long)cp);
 		sched_drop_part(w, p, 1);
 		/* librdkafka keeps a partition's pause across an unassign and
 		 * the next assign: undo ours before letting it go */
@@ -720,8 +875,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	rd_kafka_error_t *e = NULL;
 
+	w->rebalance_epoch++;
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		rebalance_end(w);
+		resume_pending(w, l);
 		assign_parts(w, l);
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, l);
@@ -736,6 +894,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_assign(rk, NULL);
 		break;
 	default:
+		rebalance_end(w);
 		ts_log_error("rebalance: %s", rd_kafka_err2str(err));
 		revoke_parts(w, l, 1);
 		rd_kafka_assign(rk, NULL);
@@ -885,6 +1044,7 @@ int w_run(struct worker *w)
 				drain_pipe(w->pq_fd);
 		}
 		serve_consumer(w, woken);
+		rd_kafka_queue_poll_callback(w->commit_q, 0);
 		rd_kafka_poll(w->prod, 0);
 		handle_done(w);
 		now = ts_mono_ms();
@@ -960,7 +1120,6 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 		return err;
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
 	rd_kafka_conf_set_error_cb(conf, w_kafka_error);
 	rd_kafka_conf_set_log_cb(conf, w_kafka_log);
 	if (w->cfg->metrics)
@@ -978,6 +1137,10 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 	w->cq_fd = fds[0];
 	w->cq_wfd = fds[1];
 	rd_kafka_queue_io_event_enable(w->cq, fds[1], &one, 1);
+	/* async commits answer here, not behind the prefetched messages:
+	 * a refusal is how a rebalance shows first (rebalance_begin) */
+	w->commit_q = rd_kafka_queue_new(w->rk);
+	rd_kafka_queue_io_event_enable(w->commit_q, fds[1], &one, 1);
 	topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, w->cfg->topic,
 					  RD_KAFKA_PARTITION_UA);
@@ -1003,6 +1166,8 @@ void w_consumer_close(struct worker *w)
 			    rd_kafka_err2str(err));
 	rd_kafka_queue_io_event_enable(w->cq, -1, NULL, 0);
 	rd_kafka_queue_destroy(w->cq);
+	rd_kafka_queue_io_event_enable(w->commit_q, -1, NULL, 0);
+	rd_kafka_queue_destroy(w->commit_q);
 	rd_kafka_destroy(w->rk);
 	w->rk = NULL;
 	close(w->cq_fd);

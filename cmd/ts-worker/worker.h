@@ -125,6 +125,9 @@ struct part {
 	int assigned;
 	ts_offsets offs;
 	int64_t committed;     /* last commit point sent, -1: none */
+	int64_t pending;       /* commit point the group refused at the
+				* revoke (it was rebalancing), -1: none;
+				* committed if the partition comes back */
 	size_t held;           /* tasks held (any state) */
 	int64_t hi_started;    /* highest offset a thread took; under pool mu */
 	int paused;
@@ -145,6 +148,13 @@ struct worker {
 
 	rd_kafka_t *rk;            /* consumer */
 	rd_kafka_queue_t *cq;      /* its queue */
+	rd_kafka_queue_t *commit_q;/* results of async commits, served at
+				    * once (not behind the prefetched messages) */
+	int rebalancing;           /* a commit was refused: the group is
+				    * rebalancing, partitions paused until the
+				    * rebalance callback comes */
+	int64_t rebalancing_since; /* mono ms */
+	unsigned rebalance_epoch;  /* rebalance callbacks so far */
 	int cq_fd, cq_wfd;         /* pipe librdkafka writes on new events */
 	rd_kafka_t *prod;          /* DLQ producer */
 	rd_kafka_queue_t *pq;
