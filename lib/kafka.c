@@ -119,6 +119,24 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
 							on_thread_start, opaque);
 }
 
+/* When rd_kafka_new fails after it ran the on_new interceptors (a bad
+ * TLS setting, say), librdkafka 2.0.2 frees the interceptors of its
+ * shallow copy of the configuration, which are the application's: a
+ * rd_kafka_conf_destroy then frees them again and crashes (librdkafka
+ * issue 4142, fixed upstream in 2025). Such a configuration is kept here,
+ * reachable, never destroyed: it happens once, on the way to exit 78. */
+static void keep_failed_conf(rd_kafka_conf_t *conf)
+{
+	static rd_kafka_conf_t **kept;
+	static size_t nkept;
+	rd_kafka_conf_t **grown = realloc(kept, (nkept + 1) * sizeof *kept);
+
+	if (grown) {
+		kept = grown;
+		kept[nkept++] = conf;
+	}
+}
+
 static ts_err make_handle(rd_kafka_type_t type, rd_kafka_conf_t *conf,
 			  rd_kafka_t **out, ts_detail *d)
 {
@@ -127,9 +145,8 @@ static ts_err make_handle(rd_kafka_type_t type, rd_kafka_conf_t *conf,
 
 	rd_kafka_conf_interceptor_add_on_new(conf, "taskstream", on_new, NULL);
 	rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
-
 	if (!rk) {
-		rd_kafka_conf_destroy(conf);
+		keep_failed_conf(conf);
 		return ts_fail(d, TS_ERR_CONFIG, NULL, "kafka: %s", errstr);
 	}
 	*out = rk;
