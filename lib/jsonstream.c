@@ -62,6 +62,28 @@ static int wait_readable(ts_jsonstream *s)
 	return 1;
 }
 
+/* A UTF-8 byte order mark, which Windows editors and PowerShell put at the
+ * start of a file. RFC 8259 lets a parser ignore it; cJSON does, so
+ * ts-httpd and ts-worker take such a value, and so does the splitter. */
+static const char BOM[3] = { '\xef', '\xbb', '\xbf' };
+
+/* At the start of the input: 1 when the bytes there may still become a
+ * byte order mark (fewer than three so far); else 0, the mark (if it is
+ * one) skipped and never looked for again. */
+static int skip_bom(ts_jsonstream *s)
+{
+	size_t have = s->buf.len - s->start;
+
+	if (have < sizeof BOM && !s->eof &&
+	    memcmp(s->buf.data + s->start, BOM, have) == 0)
+		return 1;
+	s->bom_checked = 1;
+	if (have >= sizeof BOM &&
+	    memcmp(s->buf.data + s->start, BOM, sizeof BOM) == 0)
+		s->start = s->scan = s->start + sizeof BOM;
+	return 0;
+}
+
 /* Read more input. Returns 0 with data, 1 at EOF, -1 on error. */
 static int fill(ts_jsonstream *s)
 {
@@ -83,9 +105,17 @@ static int fill(ts_jsonstream *s)
 		return -1;
 	if (n == 0) {
 		s->eof = 1;
+		if (!s->bom_checked)
+			skip_bom(s);
 		return 1;
 	}
 	s->buf.len += (size_t)n;
+	if (!s->bom_checked && skip_bom(s)) {
+		/* one or two bytes of a mark: read on (at the end of the
+		 * input they are still there to be scanned: an error) */
+		int r = fill(s);
+		return r > 0 ? 0 : r;
+	}
 	return 0;
 }
 
@@ -495,6 +525,7 @@ void ts_json_split(const char *buf, size_t len, ts_jsonsplit_fn fn, void *ctx)
 	s.buf.len = len;
 	s.buf.cap = len;
 	s.eof = 1;
+	skip_bom(&s);
 	while ((r = ts_jsonstream_next(&s, &v, &d)) != 1) {
 		if (fn(ctx, &v, (ts_err)r, &d))
 			break;

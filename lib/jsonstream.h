@@ -1,7 +1,8 @@
 /* jsonstream.h - split a byte stream into top-level JSON values.
  *
  * Input may be JSON Lines or concatenated values with any whitespace
- * between ({"a":1}{"b":2}). The splitter only finds value boundaries (by
+ * between ({"a":1}{"b":2}). A UTF-8 byte order mark at the very start is
+ * skipped, as cJSON does for one value. The splitter only finds value boundaries (by
  * bracket depth and string state); it does not parse. Memory is bounded by
  * the largest single value (and max_value), never by the stream length.
  */
@@ -27,6 +28,7 @@ typedef struct ts_jsonstream {
 	int started;
 	int scalar;           /* the current value is a bare scalar */
 	int eof;
+	int bom_checked;      /* the start of the input was looked at */
 	long line;            /* line number at buf.data[scan] (1-based) */
 	long value_line;      /* line where the current value started */
 	int skipping;         /* discarding the rest of an oversized value */

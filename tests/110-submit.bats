@@ -272,6 +272,25 @@ ts-submit: stdin:4: payload.mobile: must be an international number: optional +,
 	[ "$stderr" = "ts-submit: --type No Such: must match [a-z][a-z0-9_.-]{0,63}" ]
 }
 
+@test "a UTF-8 byte order mark at the start of an input is skipped (as PowerShell writes files), elsewhere refused" {
+	{ printf '\xef\xbb\xbf'; email 1; email 2; } >"$IN/in"
+	submit
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "$(jq -s -c 'map(.line)' <<<"$out")" = "[1,2]" ]
+	# each FILE is an input of its own: the mark of the second is skipped too
+	cp "$IN/in" "$IN/second"
+	submit - "$IN/second"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 4 ]
+	# not at the start: not JSON
+	{ email 1; printf '\xef\xbb\xbf'; email 2; } >"$IN/in"
+	submit --dry-run
+	[ "$status" -eq 65 ]
+	[[ $stderr == "ts-submit: stdin:2: "* ]]
+	[ "${#lines[@]}" -eq 2 ]
+}
+
 @test "--dry-run prints the envelopes and sends nothing (no broker needed)" {
 	{ email 1; printf '{"taskId":"keep","taskType":"x","payload":{"a":"\\u00e9\\/"},"createdAt":"2026-01-02T03:04:05Z","key":"k"}\n'
 	  printf '{"taskType":"email","payload":{}}\n'; } >"$IN/in"

@@ -575,6 +575,42 @@ static void test_pipe_one_byte_writes(void **state)
 	items_free(&b);
 }
 
+/* A UTF-8 byte order mark at the very start is skipped (by a file, a pipe
+ * that delivers it a byte at a time, and the memory splitter). Anywhere
+ * else, or cut short, its bytes are left for the parser to refuse (the
+ * splitter does not parse); an input that is only a mark is empty. */
+static void test_byte_order_mark(void **state)
+{
+	const char *in = "\xef\xbb\xbf{\"a\":1}\n\xef\xbb\xbf{\"b\":2}\n";
+	items a, b;
+
+	(void)state;
+	split_fd(in, strlen(in), 0, &a);
+	assert_int_equal(a.n, 3);
+	want_value(&a, 0, "{\"a\":1}", 1);
+	want_value(&a, 1, "\xef\xbb\xbf", 2);
+	want_value(&a, 2, "{\"b\":2}", 2);
+	split_pipe(in, strlen(in), 1, 0, &b);
+	compare_items(&a, &b);
+	items_free(&b);
+	items_free(&a);
+
+	SPLIT("\xef\xbb\xbf", 0, &a);
+	assert_int_equal(a.n, 0);
+	SPLIT("\xef\xbb\xbf \n", 0, &a);
+	assert_int_equal(a.n, 0);
+	SPLIT("\xef\xbb", 0, &a);
+	assert_int_equal(a.n, 1);
+	want_value(&a, 0, "\xef\xbb", 1);
+	split_pipe("\xef\xbb", 2, 1, 0, &b);
+	compare_items(&a, &b);
+	items_free(&b);
+	items_free(&a);
+	SPLIT("\xef\xbb{\"a\":1}", 0, &a);
+	assert_true(a.n >= 1 && memcmp(a.v[0].data, "\xef\xbb", 2) == 0);
+	items_free(&a);
+}
+
 static void test_pipe_large_value(void **state)
 {
 	size_t big = 500000, n;
@@ -680,6 +716,13 @@ static void test_split_buffer(void **state)
 	assert_int_equal(c.it.n, 0);
 	ts_json_split(" \n \n", 4, collect, &c);
 	assert_int_equal(c.it.n, 0);
+
+	/* a byte order mark at the start of the buffer is skipped */
+	ts_json_split("\xef\xbb\xbf{\"a\":1}\n{\"b\":2}", 18, collect, &c);
+	assert_int_equal(c.it.n, 2);
+	want_value(&c.it, 0, "{\"a\":1}", 1);
+	want_value(&c.it, 1, "{\"b\":2}", 2);
+	items_free(&c.it);
 }
 
 static void test_split_buffer_exact_size(void **state)
@@ -862,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_value_across_chunks),
 		cmocka_unit_test(test_stray_closer_at_chunk_end),
 		cmocka_unit_test(test_pipe_one_byte_writes),
+		cmocka_unit_test(test_byte_order_mark),
 		cmocka_unit_test(test_pipe_large_value),
 		cmocka_unit_test(test_read_error),
 		cmocka_unit_test(test_split_buffer),
