@@ -24,6 +24,8 @@
 #define REBALANCE_WAIT_MS 10000
 /* OffsetFetch in the assign callback, for partitions coming back */
 #define COMMITTED_TIMEOUT_MS 5000
+/* How long a synchronous commit (revoke, shutdown) waits for its answer */
+#define COMMIT_WAIT_MS 10000
 
 /* ---- partitions ---------------------------------------------------------- */
 
@@ -386,6 +388,51 @@ static int refused_by_rebalance(rd_kafka_resp_err_t err)
 	       err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
 }
 
+/* The answer to a synchronous commit, copied into its list. */
+struct sync_commit {
+	int done;
+	rd_kafka_resp_err_t err;
+	rd_kafka_topic_partition_list_t *l;
+};
+
+static void on_sync_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			   rd_kafka_topic_partition_list_t *r, void *opaque)
+{
+	struct sync_commit *sc = opaque;
+
+	(void)rk;
+	sc->done = 1;
+	sc->err = err;
+	for (int i = 0; r && i < sc->l->cnt; i++) {
+		rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_find(
+			r, sc->l->elems[i].topic, sc->l->elems[i].partition);
+		if (e)
+			sc->l->elems[i].err = e->err;
+	}
+}
+
+/* Commit l and wait for the answer, at most COMMIT_WAIT_MS: librdkafka's
+ * own synchronous commit waits for the group coordinator for ever, so a
+ * worker told to stop while its broker was down never exited. The
+ * answer comes to a queue of our own; given up on, that queue goes and
+ * the late answer with it. Per-partition results land in l. */
+static rd_kafka_resp_err_t commit_wait(struct worker *w,
+				       rd_kafka_topic_partition_list_t *l)
+{
+	struct sync_commit sc = { .l = l };
+	rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+	int64_t until = ts_mono_ms() + COMMIT_WAIT_MS, left;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_commit_queue(w->rk, l, q, on_sync_commit, &sc);
+	while (!err && !sc.done && (left = until - ts_mono_ms()) > 0)
+		rd_kafka_queue_poll_callback(q, (int)left);
+	rd_kafka_queue_destroy(q);
+	if (err)
+		return err;
+	return sc.done ? sc.err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
 /* Commit the commit point of every partition in ids (all assigned ones
  * when ids is NULL). async: those that moved since the last commit; the
  * answer comes to on_commit through commit_q. sync (revoke, shutdown):
@@ -413,7 +460,7 @@ static void commit(struct worker *w, const int32_t *ids, size_t nids, int sync)
 		return;
 	}
 	if (sync)
-		err = rd_kafka_commit(w->rk, l, 0);
+		err = commit_wait(w, l);
 	else
 		err = rd_kafka_commit_queue(w->rk, l, w->commit_q, on_commit,
 					    (void *)(uintptr_t)w->rebalance_epoch);
@@ -739,7 +786,7 @@ static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 	rd_kafka_topic_partition_list_destroy(q);
 	if (!c)
 		return;
-	err = rd_kafka_commit(w->rk, c, 0);
+	err = commit_wait(w, c);
 	for (int i = 0; i < c->cnt; i++) {
 		rd_kafka_resp_err_t e = err ? err : c->elems[i].err;
 		if (e)
