@@ -2,9 +2,10 @@
  *
  * Input may be JSON Lines or concatenated values with any whitespace
  * between ({"a":1}{"b":2}). A UTF-8 byte order mark at the very start is
- * skipped, as cJSON does for one value. The splitter only finds value boundaries (by
- * bracket depth and string state); it does not parse. Memory is bounded by
- * the largest single value (and max_value), never by the stream length.
+ * skipped, as cJSON does for one value. The splitter only finds value
+ * boundaries (by bracket depth and string state); it does not parse.
+ * Memory is bounded by the largest single value (and max_value), never by
+ * the stream length.
  */
 #ifndef TS_JSONSTREAM_H
 #define TS_JSONSTREAM_H

@@ -108,8 +108,9 @@ static int read_input(submit *s, int input, int fd)
 			submit_note(s, TS_ERR_IO);
 			break;
 		}
+		/* again: waiting for input, next() may have handed it over */
 		if (!s->cur && !(s->cur = pipeline_batch(s, input))) {
-			rc = -1; /* on_input_wait handed it over */
+			rc = -1;
 			break;
 		}
 		if (batch_add(s, s->cur, v.data, v.len, v.line, (ts_err)r, &d)) {

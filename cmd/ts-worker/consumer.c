@@ -415,7 +415,8 @@ static void on_sync_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * own synchronous commit waits for the group coordinator for ever, so a
  * worker told to stop while its broker was down never exited. The
  * answer comes to a queue of our own; given up on, that queue goes and
- * the late answer with it. Per-partition results land in l. */
+ * the late answer with it. Per-partition results land in l; each
+ * partition whose commit did not land is logged. */
 static rd_kafka_resp_err_t commit_wait(struct worker *w,
 				       rd_kafka_topic_partition_list_t *l)
 {
@@ -428,9 +429,17 @@ static rd_kafka_resp_err_t commit_wait(struct worker *w,
 	while (!err && !sc.done && (left = until - ts_mono_ms()) > 0)
 		rd_kafka_queue_poll_callback(q, (int)left);
 	rd_kafka_queue_destroy(q);
-	if (err)
-		return err;
-	return sc.done ? sc.err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+	if (!err)
+		err = sc.done ? sc.err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+	for (int i = 0; i < l->cnt; i++) {
+		rd_kafka_resp_err_t e = err ? err : l->elems[i].err;
+		if (e)
+			ts_log_warn("commit %s [%d] at %lld: %s", w->cfg->topic,
+				    l->elems[i].partition,
+				    (long long)l->elems[i].offset,
+				    rd_kafka_err2str(e));
+	}
+	return err;
 }
 
 /* Commit the commit point of every partition in ids (all assigned ones
@@ -473,11 +482,6 @@ static void commit(struct worker *w, const int32_t *ids, size_t nids, int sync)
 		 * not, so the next round tries again */
 		if (p)
 			p->committed = !sync || !e ? l->elems[i].offset : -1;
-		if (sync && e)
-			ts_log_warn("commit %s [%d] at %lld: %s", w->cfg->topic,
-				    l->elems[i].partition,
-				    (long long)l->elems[i].offset,
-				    rd_kafka_err2str(e));
 		ts_log_debug("commit %s [%d] at %lld", w->cfg->topic,
 			     l->elems[i].partition, (long long)l->elems[i].offset);
 	}
@@ -786,15 +790,7 @@ static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 	rd_kafka_topic_partition_list_destroy(q);
 	if (!c)
 		return;
-	err = commit_wait(w, c);
-	for (int i = 0; i < c->cnt; i++) {
-		rd_kafka_resp_err_t e = err ? err : c->elems[i].err;
-		if (e)
-			ts_log_warn("commit %s [%d] at %lld: %s", w->cfg->topic,
-				    c->elems[i].partition,
-				    (long long)c->elems[i].offset,
-				    rd_kafka_err2str(e));
-	}
+	commit_wait(w, c); /* what did not land is logged */
 	rd_kafka_topic_partition_list_destroy(c);
 }
 
