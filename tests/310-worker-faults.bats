@@ -107,6 +107,35 @@ fault_run() {
 	[ "$(sort -u "$done_file" | grep -c .)" = 20 ]
 }
 
+@test "SIGTERM while the broker answers nothing: the worker still exits 0 within its bounds" {
+	# rtt 60000: every request waits a minute for its answer, the final
+	# commit and the LeaveGroup included. The commit gives up after 10 s,
+	# leaving the group after 5 s more; the tasks were finished, so the
+	# next run only repeats what did not get committed.
+	start_broker 2
+	done_file=$BATS_TEST_TMPDIR/done.txt
+	h=$(record_handler "$done_file")
+	for i in $(seq 1 20); do
+		echo "{\"taskId\":\"q-$i\",\"taskType\":\"rec\",\"payload\":{}}"
+	done >"$BATS_TEST_TMPDIR/t.jsonl"
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	start_worker --handler "rec=$h"
+	WAIT_TIMEOUT=60 wait_for at_least 20 "$done_file" || { show_worker; false; }
+	broker_ctl "rtt -1 60000"
+	sleep 1
+	t0=$SECONDS
+	kill -TERM "$WORKER_PID"
+	wait_exit "$WORKER_PID" 40 || { show_worker; false; }
+	[ "$EXIT_STATUS" = 0 ] || { show_worker; false; }
+	((SECONDS - t0 <= 25))
+	grep -q 'leaving group .*no answer' "$WORKER_ERR" || { show_worker; false; }
+	# and the broker answering again, the tasks are all there to be run
+	broker_ctl "rtt -1 0"
+	run_worker --handler "rec=$h" --exit-idle 3s
+	[ "$WORKER_STATUS" = 0 ] || { show_worker; false; }
+	[ "$(sort -u "$done_file" | grep -c .)" = 20 ]
+}
+
 # --- SMTP connection reuse ---------------------------------------------------
 
 # reuse_tasks FILE: ten email tasks r-1..r-10 on one partition, subject

@@ -26,6 +26,8 @@
 #define COMMITTED_TIMEOUT_MS 5000
 /* How long a synchronous commit (revoke, shutdown) waits for its answer */
 #define COMMIT_WAIT_MS 10000
+/* How long leaving the group at shutdown waits for the coordinator */
+#define CLOSE_WAIT_MS 5000
 
 /* ---- partitions ---------------------------------------------------------- */
 
@@ -1195,23 +1197,48 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 	return TS_OK;
 }
 
-void w_consumer_close(struct worker *w)
+/* Leave the group, waiting at most CLOSE_WAIT_MS: rd_kafka_consumer_close
+ * waits for the LeaveGroup answer as long as a request may take (60 s),
+ * so a worker whose broker stopped answering did not exit in time. Given
+ * up on, the handle goes without the close: the group notices the
+ * member gone when its session times out. */
+static void leave_group(struct worker *w)
 {
-	rd_kafka_resp_err_t err;
+	rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+	rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->rk, q);
+	int64_t until = ts_mono_ms() + CLOSE_WAIT_MS, left;
+	int closed = 0;
 
-	if (!w->rk)
-		return;
-	/* leaves the group: the revoke callback runs once more (nothing is
-	 * held by now, or the drain deadline has passed) */
-	err = rd_kafka_consumer_close(w->rk);
-	if (err)
+	if (e) {
 		ts_log_warn("leaving group %s: %s", w->cfg->group,
-			    rd_kafka_err2str(err));
+			    rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	} else {
+		/* the revoke callback runs from here once more (nothing is
+		 * held by now, or the drain deadline has passed) */
+		while (!(closed = rd_kafka_consumer_closed(w->rk)) &&
+		       (left = until - ts_mono_ms()) > 0)
+			rd_kafka_queue_poll_callback(q, left < 100 ? (int)left : 100);
+		if (!closed)
+			ts_log_warn("leaving group %s: no answer from the coordinator in %d s; the group drops this member when its session times out",
+				    w->cfg->group, CLOSE_WAIT_MS / 1000);
+	}
+	rd_kafka_queue_destroy(q);
 	rd_kafka_queue_io_event_enable(w->cq, -1, NULL, 0);
 	rd_kafka_queue_destroy(w->cq);
 	rd_kafka_queue_io_event_enable(w->commit_q, -1, NULL, 0);
 	rd_kafka_queue_destroy(w->commit_q);
-	rd_kafka_destroy(w->rk);
+	if (closed)
+		rd_kafka_destroy(w->rk);
+	else
+		rd_kafka_destroy_flags(w->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+void w_consumer_close(struct worker *w)
+{
+	if (!w->rk)
+		return;
+	leave_group(w);
 	w->rk = NULL;
 	close(w->cq_fd);
 	close(w->cq_wfd);
