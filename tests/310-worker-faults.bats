@@ -82,14 +82,22 @@ fault_run() {
 	fault_run 9
 }
 
-@test "broker down at start-up: the worker waits, unhealthy, then gets going" {
+# twenty_tasks PREFIX: a 2-broker ts-devbroker holding twenty tasks
+# PREFIX-1..PREFIX-20 for the handler $h, which records each one it runs
+# in $done_file.
+twenty_tasks() {
+	local i
 	start_broker 2
 	done_file=$BATS_TEST_TMPDIR/done.txt
 	h=$(record_handler "$done_file")
 	for i in $(seq 1 20); do
-		echo "{\"taskId\":\"s-$i\",\"taskType\":\"rec\",\"payload\":{}}"
+		echo "{\"taskId\":\"$1-$i\",\"taskType\":\"rec\",\"payload\":{}}"
 	done >"$BATS_TEST_TMPDIR/t.jsonl"
 	submit "$BATS_TEST_TMPDIR/t.jsonl"
+}
+
+@test "broker down at start-up: the worker waits, unhealthy, then gets going" {
+	twenty_tasks s
 	broker_ctl "down 1"
 	port=$(free_port)
 	start_worker --handler "rec=$h" --metrics "127.0.0.1:$port" -X statistics.interval.ms=500
@@ -112,13 +120,7 @@ fault_run() {
 	# commit and the LeaveGroup included. The commit gives up after 10 s,
 	# leaving the group after 5 s more; the tasks were finished, so the
 	# next run only repeats what did not get committed.
-	start_broker 2
-	done_file=$BATS_TEST_TMPDIR/done.txt
-	h=$(record_handler "$done_file")
-	for i in $(seq 1 20); do
-		echo "{\"taskId\":\"q-$i\",\"taskType\":\"rec\",\"payload\":{}}"
-	done >"$BATS_TEST_TMPDIR/t.jsonl"
-	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	twenty_tasks q
 	start_worker --handler "rec=$h"
 	WAIT_TIMEOUT=60 wait_for at_least 20 "$done_file" || { show_worker; false; }
 	broker_ctl "rtt -1 60000"
