@@ -17,10 +17,11 @@ void ts_now_rfc3339(char *buf, size_t size);
 int64_t ts_now_ms(void);
 int64_t ts_mono_ms(void);
 
-/* A random UUID v4 from the kernel's random source (getrandom(2), through
- * ts_random's per-thread pool), as 36 lowercase characters + NUL into buf
- * (at least 37 bytes).
- * Errors: TS_ERR_INTERNAL when the kernel gives no randomness. */
+/* A random UUID v4 as 36 lowercase characters + NUL into buf (at least 37
+ * bytes). The bytes come from a per-thread pool filled by the kernel
+ * (getrandom(2)) the first time, by OpenSSL's DRBG (seeded by the kernel)
+ * after that; a forked child starts with an empty pool.
+ * Errors: TS_ERR_INTERNAL when there is no randomness. */
 ts_err ts_uuid4(char *buf, size_t size);
 
 /* Fill buf with len random bytes from the kernel (up to 64 bytes through a

@@ -138,6 +138,23 @@ twenty_tasks() {
 	[ "$(sort -u "$done_file" | grep -c .)" = 20 ]
 }
 
+@test "--exit-idle: a broker outage is not idleness; the worker waits it out, runs what came meanwhile, then exits 0" {
+	twenty_tasks e
+	start_worker --handler "rec=$h" --exit-idle 3s
+	WAIT_TIMEOUT=60 wait_for at_least 20 "$done_file" || { show_worker; false; }
+	broker_ctl "down 1"
+	sleep 8 # well past the 3 s (and the group's session)
+	kill -0 "$WORKER_PID" || { show_worker; false; }
+	broker_ctl "up 1"
+	for i in $(seq 21 30); do
+		echo "{\"taskId\":\"e-$i\",\"taskType\":\"rec\",\"payload\":{}}"
+	done >"$BATS_TEST_TMPDIR/more.jsonl"
+	submit "$BATS_TEST_TMPDIR/more.jsonl"
+	wait_exit "$WORKER_PID" 60 || { show_worker; false; }
+	[ "$EXIT_STATUS" = 0 ] || { show_worker; false; }
+	[ "$(sort -u "$done_file" | grep -c .)" = 30 ]
+}
+
 # --- SMTP connection reuse ---------------------------------------------------
 
 # reuse_tasks FILE: ten email tasks r-1..r-10 on one partition, subject

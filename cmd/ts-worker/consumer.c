@@ -923,6 +923,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	w->rebalance_epoch++;
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		w->awaiting_assign = 0;
 		rebalance_end(w);
 		resume_pending(w, l);
 		assign_parts(w, l);
@@ -932,6 +933,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_assign(rk, l);
 		break;
 	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+		w->awaiting_assign = 1; /* the group's next assignment */
 		revoke_parts(w, l, rd_kafka_assignment_lost(rk));
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, l);
@@ -939,6 +941,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_assign(rk, NULL);
 		break;
 	default:
+		w->awaiting_assign = 0;
 		rebalance_end(w);
 		ts_log_error("rebalance: %s", rd_kafka_err2str(err));
 		revoke_parts(w, l, 1);
@@ -1061,10 +1064,19 @@ static void serve_consumer(struct worker *w, int woken)
 	}
 }
 
+/* --exit-idle: idle long enough to stop. The clock stands still while
+ * no broker is reachable (nothing fetched says nothing then) and between
+ * a revoke and the assignment that follows it. */
 static int idle_done(struct worker *w, int64_t now)
 {
-	return w->cfg->exit_idle_ms > 0 && w->ever_assigned && !w->stopping &&
-	       w->held == 0 && w->dlq_inflight == 0 &&
+	if (w->cfg->exit_idle_ms <= 0)
+		return 0;
+	if (w->brokers_down || w->awaiting_assign) {
+		w->last_activity = now;
+		return 0;
+	}
+	return w->ever_assigned && !w->stopping && w->held == 0 &&
+	       w->dlq_inflight == 0 &&
 	       now - w->last_activity >= w->cfg->exit_idle_ms;
 }
 
@@ -1149,7 +1161,10 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 		 * threads ran out of work every 0.8 s at 6,000 tasks/s. */
 		"queued.max.messages.kbytes", "4096",
 		"fetch.message.max.bytes", "131072",
-		w->cfg->metrics ? "statistics.interval.ms" : NULL, stats_ms,
+		/* statistics feed the metrics and say whether a broker is
+		 * up, which --exit-idle needs (idle_done) */
+		w->cfg->metrics || w->cfg->exit_idle_ms > 0 ?
+			"statistics.interval.ms" : NULL, stats_ms,
 		NULL,
 	};
 	rd_kafka_conf_t *conf;
@@ -1160,14 +1175,15 @@ ts_err w_consumer_open(struct worker *w, ts_detail *d)
 	int fds[2];
 	ts_err err;
 
-	snprintf(stats_ms, sizeof stats_ms, "%d", 5000);
+	snprintf(stats_ms, sizeof stats_ms, "%d",
+		 w->cfg->exit_idle_ms > 0 ? 1000 : 5000);
 	if ((err = ts_kafka_conf(w->cfg, defaults, &conf, d)))
 		return err;
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_error_cb(conf, w_kafka_error);
 	rd_kafka_conf_set_log_cb(conf, w_kafka_log);
-	if (w->cfg->metrics)
+	if (w->cfg->metrics || w->cfg->exit_idle_ms > 0)
 		rd_kafka_conf_set_stats_cb(conf, on_stats);
 	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
 	if (!w->rk) {

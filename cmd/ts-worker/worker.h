@@ -167,6 +167,7 @@ struct worker {
 	size_t nparts;
 	size_t assigned_count;
 	int ever_assigned;
+	int awaiting_assign;       /* revoked, the next assignment not in */
 
 	/* retry heap (min by due) */
 	struct wtask **heap;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -561,6 +562,73 @@ static void test_uuid(void **state)
 	assert_int_equal(ts_uuid4(small, sizeof small), TS_ERR_INTERNAL);
 }
 
+/* Every digit that comes from a random nibble takes each of its 16 values
+ * over 8,000 draws (the chance that a fair position misses one is about
+ * 16 * (15/16)^8000, nil), the variant digit each of 8, 9, a, b: a
+ * formatter that drops, repeats or misplaces nibbles shows here. The draws
+ * span both sources of the pool (the kernel's first 4,096 ids, then
+ * OpenSSL's). */
+static void test_uuid_digits(void **state)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned seen[36] = { 0 };
+	char a[37];
+
+	(void)state;
+	for (int i = 0; i < 8000; i++) {
+		assert_int_equal(ts_uuid4(a, sizeof a), TS_OK);
+		for (int j = 0; j < 36; j++) {
+			const char *p = strchr(digits, a[j]);
+
+			if (p && a[j])
+				seen[j] |= 1u << (p - digits);
+		}
+	}
+	for (int j = 0; j < 36; j++) {
+		unsigned want = 0xffff;
+
+		if (j == 8 || j == 13 || j == 18 || j == 23)
+			want = 0;
+		else if (j == 14)
+			want = 1u << 4;
+		else if (j == 19)
+			want = 0xf00; /* 8, 9, a, b */
+		if (seen[j] != want)
+			fail_msg("position %d: digits seen %#x, want %#x", j,
+				 seen[j], want);
+	}
+}
+
+/* A forked child does not hand out the ids its parent is about to. */
+static void test_uuid_fork(void **state)
+{
+	char parent[37], child[37] = "";
+	int fds[2];
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ts_uuid4(parent, sizeof parent), TS_OK); /* pool filled */
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char id[37];
+
+		close(fds[0]);
+		if (ts_uuid4(id, sizeof id) != TS_OK ||
+		    write(fds[1], id, sizeof id) != (ssize_t)sizeof id)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(ts_uuid4(parent, sizeof parent), TS_OK);
+	assert_true(is_uuid4(child));
+	assert_string_not_equal(parent, child);
+}
+
 static void test_random(void **state)
 {
 	unsigned char a[64] = { 0 }, b[64] = { 0 };
@@ -590,6 +658,8 @@ int main(void)
 		cmocka_unit_test(test_clocks),
 		cmocka_unit_test(test_decimal),
 		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_uuid_digits),
+		cmocka_unit_test(test_uuid_fork),
 		cmocka_unit_test(test_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
