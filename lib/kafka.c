@@ -246,3 +246,83 @@ void ts_kafka_list_properties(FILE *out)
 	rd_kafka_conf_properties_show(out);
 	rd_kafka_conf_destroy(conf);
 }
+
+/* ---- murmur2, as Kafka's clients place keyed records ---------------------- */
+
+#define MM2_M 0x5bd1e995u
+#define MM2_SEED 0x9747b28cu
+
+static uint32_t mm2_block(uint32_t h, const unsigned char *p)
+{
+	uint32_t k = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+		     (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+
+	k *= MM2_M;
+	k ^= k >> 24;
+	k *= MM2_M;
+	return (h * MM2_M) ^ k;
+}
+
+static uint32_t mm2_final(uint32_t h)
+{
+	h ^= h >> 13;
+	h *= MM2_M;
+	return h ^ (h >> 15);
+}
+
+static int32_t mm2_partition(uint32_t h, int32_t cnt)
+{
+	return (int32_t)((h & 0x7fffffffu) % (uint32_t)cnt);
+}
+
+int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt)
+{
+	const unsigned char *p = key;
+	uint32_t h = MM2_SEED ^ (uint32_t)len;
+	size_t n = len & ~(size_t)3;
+
+	for (size_t i = 0; i < n; i += 4)
+		h = mm2_block(h, p + i);
+	switch (len & 3) {
+	case 3:
+		h ^= (uint32_t)p[n + 2] << 16;
+		/* fall through */
+	case 2:
+		h ^= (uint32_t)p[n + 1] << 8;
+		/* fall through */
+	case 1:
+		h ^= p[n];
+		h *= MM2_M;
+	}
+	return mm2_partition(mm2_final(h), cnt);
+}
+
+int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)key;
+	uint32_t h = MM2_SEED ^ (uint32_t)len, v = 0;
+
+	if (len < 4 || len % 4 || cnt < 1 || target < 0 || target >= cnt)
+		return 0;
+	for (size_t i = 0; i + 4 < len; i += 4)
+		h = mm2_block(h, p + i); /* every block but the last, once */
+	for (size_t i = len - 4; i < len; i++) {
+		const char *d = key[i] ? strchr(hex, key[i]) : NULL;
+		if (!d)
+			return 0;
+		v = v << 4 | (uint32_t)(d - hex);
+	}
+	for (uint32_t i = 0; i < 0x10000; i++) {
+		uint32_t u = (v + i) & 0xffff;
+		unsigned char last[4] = { (unsigned char)hex[u >> 12],
+					  (unsigned char)hex[u >> 8 & 15],
+					  (unsigned char)hex[u >> 4 & 15],
+					  (unsigned char)hex[u & 15] };
+		if (mm2_partition(mm2_final(mm2_block(h, last)), cnt) == target) {
+			memcpy(key + len - 4, last, 4);
+			return 1;
+		}
+	}
+	return 0;
+}

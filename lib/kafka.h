@@ -43,6 +43,16 @@ ts_err ts_kafka_consumer(const ts_config *cfg, const char *group,
  * TS_ERR_PERMANENT. */
 ts_err ts_kafka_classify(rd_kafka_resp_err_t err);
 
+/* The partition of key among cnt (> 0) by the Java client's murmur2, as
+ * librdkafka's murmur2 partitioners place a record with that key. */
+int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt);
+
+/* Rewrite the last 4 characters of key (len >= 4, a multiple of 4; those
+ * four lower-case hex digits, as a random UUID ends) to the first value,
+ * counting up from theirs, that places key on partition target of cnt.
+ * Returns 1 when done, 0 when no 4-digit ending does (key unchanged). */
+int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt);
+
 /* Print librdkafka's property list (-X list) to out. */
 void ts_kafka_list_properties(FILE *out);
 

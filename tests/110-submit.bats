@@ -337,6 +337,57 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	done
 }
 
+# murmur2_check: reads "key partition" lines, prints those not on the
+# partition the Java client's murmur2 gives their key among $1.
+murmur2_check() {
+	python3 -c '
+import sys
+def murmur2(b):
+    m, h = 0x5bd1e995, (0x9747b28c ^ len(b)) & 0xffffffff
+    n = len(b) // 4 * 4
+    for i in range(0, n, 4):
+        k = int.from_bytes(b[i:i + 4], "little") * m & 0xffffffff
+        k = (k ^ k >> 24) * m & 0xffffffff
+        h = (h * m & 0xffffffff) ^ k
+    tail = b[n:]
+    for i in reversed(range(len(tail))):
+        h ^= tail[i] << (8 * i)
+    if tail:
+        h = h * m & 0xffffffff
+    h = (h ^ h >> 13) * m & 0xffffffff
+    return h ^ h >> 15
+for line in sys.stdin:
+    key, part = line.rstrip("\n").rsplit(" ", 1)
+    if (murmur2(key.encode()) & 0x7fffffff) % int(sys.argv[1]) != int(part):
+        print(line, end="")
+' "$1"
+}
+
+@test "every record sits where murmur2 puts its key; generated taskIds come in runs on one partition" {
+	# every 50th task brings its own key, every 70th its own taskId
+	for i in $(seq 1 6000); do
+		if ((i % 50 == 0)); then
+			printf '{"taskType":"x","payload":{"i":%d},"key":"own-%d"}\n' "$i" "$i"
+		elif ((i % 70 == 0)); then
+			printf '{"taskId":"id-%d","taskType":"x","payload":{"i":%d}}\n' "$i" "$i"
+		else
+			printf '{"taskType":"x","payload":{"i":%d}}\n' "$i"
+		fi
+	done >"$IN/in"
+	submit
+	[ "$status" -eq 0 ]
+	records=$(consume "$TS_TOPIC" 6000)
+	[ "$(jq -s 'length' <<<"$records")" = 6000 ]
+	[ -z "$(jq -r '"\(.key) \(.partition)"' <<<"$records" | murmur2_check 3)" ]
+	# In input order, the partition changes at most every 256 generated
+	# ids (and around each task with its own key or taskId), once ts-submit
+	# knows the partition count: random ids would change it 4,000 times.
+	changes=$(jq -r '"\(.line) \(.partition)"' <<<"$out" | sort -n |
+		awk '$2 != p { n++ } { p = $2 } END { print n }')
+	echo "partition changes in input order: $changes"
+	((changes < 1000))
+}
+
 @test "configuration: TS_TOPIC, --topic, -X, -F (kcat format), a config file; bad ones exit 78" {
 	email 1 >"$IN/in"
 	other=$TS_DLQ_TOPIC

@@ -309,6 +309,26 @@ void submit_drain(submit *s)
 	submit_flush_stdout(s);
 }
 
+/* ---- partitioning ------------------------------------------------------ */
+
+/* The default partitioner (murmur2_random: a record's key decides its
+ * partition, as in the Java client), telling offer_id how many
+ * partitions there are. Called by librdkafka from the main thread or its
+ * own. */
+int32_t submit_partitioner(const rd_kafka_topic_t *rkt, const void *key,
+			   size_t keylen, int32_t partition_cnt,
+			   void *rkt_opaque, void *msg_opaque)
+{
+	submit *s = rkt_opaque;
+
+	if (atomic_load_explicit(&s->partition_cnt, memory_order_relaxed) !=
+	    partition_cnt)
+		atomic_store_explicit(&s->partition_cnt, partition_cnt,
+				      memory_order_relaxed);
+	return rd_kafka_msg_partitioner_murmur2_random(
+		rkt, key, keylen, partition_cnt, rkt_opaque, msg_opaque);
+}
+
 /* ---- producing ----------------------------------------------------------------- */
 
 /* The bytes of e's in-flight record, rounded up to keep the next one

@@ -145,6 +145,25 @@ static int setup_failed(ts_err err, const ts_detail *d)
 	return ts_err_exit(err);
 }
 
+/* The topic's partition count before the first task is encoded, so
+ * that offer_id steers the ids from the start: waits at most
+ * METADATA_WAIT_MS for the broker (one round trip when it is there).
+ * Without an answer the count comes with the first records placed. */
+#define METADATA_WAIT_MS 1000
+
+static void learn_partitions(submit *s)
+{
+	const struct rd_kafka_metadata *md = NULL;
+
+	if (rd_kafka_metadata(s->rk, 0, s->rkt, &md, METADATA_WAIT_MS) ==
+		    RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    md->topic_cnt == 1 && !md->topics[0].err &&
+	    md->topics[0].partition_cnt > 0)
+		atomic_store(&s->partition_cnt, md->topics[0].partition_cnt);
+	if (md)
+		rd_kafka_metadata_destroy(md);
+}
+
 static int open_kafka(submit *s)
 {
 	ts_detail d;
@@ -161,12 +180,30 @@ static int open_kafka(submit *s)
 	err = ts_kafka_producer(s->cfg, extra, submit_on_delivery, s, &s->rk, &d);
 	if (err)
 		return setup_failed(err, &d);
-	s->rkt = rd_kafka_topic_new(s->rk, s->cfg->topic, NULL);
+	/* With the default partitioner, submit_partitioner learns the
+	 * partition count for offer_id (pipeline.c) and places every record
+	 * as that partitioner does. */
+	rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(s->rk);
+	char part[64];
+	size_t part_len = sizeof part;
+
+	int steer = 0;
+
+	if (tc && rd_kafka_topic_conf_get(tc, "partitioner", part, &part_len) ==
+			  RD_KAFKA_CONF_OK &&
+	    strcmp(part, "murmur2_random") == 0) {
+		rd_kafka_topic_conf_set_partitioner_cb(tc, submit_partitioner);
+		rd_kafka_topic_conf_set_opaque(tc, s);
+		steer = 1;
+	}
+	s->rkt = rd_kafka_topic_new(s->rk, s->cfg->topic, tc);
 	if (!s->rkt) {
 		ts_fail(&d, TS_ERR_CONFIG, NULL, "--topic %s: %s", s->cfg->topic,
 			rd_kafka_err2str(rd_kafka_last_error()));
 		return setup_failed(TS_ERR_CONFIG, &d);
 	}
+	if (steer)
+		learn_partitions(s);
 	s->topic = rd_kafka_topic_name(s->rkt);
 	s->topic_len = strlen(s->topic);
 	if (s->topic_len > 249) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kafka.h"
 #include "log.h"
 #include "submit.h"
 
@@ -160,12 +161,34 @@ out:
 		ts_task_free(t);
 }
 
-/* A taskId for the next task that has none, or 0. */
-static int offer_id(encoder *enc)
+/* Generated taskIds in a row that hash to one partition. */
+#define STEER_RUN 256
+
+/* A taskId for the next task that has none, or 0.
+ * A generated taskId is its task's key (unless the input gives one), so
+ * it decides the partition. Random ids spread each batch over every
+ * partition: a request and a delivery-report batch per partition for a
+ * few records each. So, once the partition count is known, each run of
+ * STEER_RUN ids is drawn to hash to one partition, the next run to the
+ * next: each record still sits where its key hashes, as any Kafka client
+ * would place it, and the ids stay random v4 UUIDs (the last 4 of their
+ * 122 random bits are chosen among 65,536 values). */
+static int offer_id(submit *s, encoder *enc)
 {
-	if (!enc->next_id[0] &&
-	    ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK)
-		return 0;
+	int32_t cnt;
+
+	if (!enc->next_id[0]) {
+		if (ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK)
+			return 0;
+		cnt = atomic_load_explicit(&s->partition_cnt, memory_order_relaxed);
+		if (cnt > 1) {
+			if (--enc->steer_left < 0 || enc->steer_to >= cnt) {
+				enc->steer_to = (enc->steer_to + 1) % cnt;
+				enc->steer_left = STEER_RUN - 1;
+			}
+			ts_kafka_steer_key(enc->next_id, 36, enc->steer_to, cnt);
+		}
+	}
 	enc->opts.default_id = enc->next_id;
 	enc->opts.default_id_generated = 1; /* ts_uuid4() wrote it */
 	return 1;
@@ -180,7 +203,7 @@ static void encode_one(submit *s, encoder *enc, batch *b, entry *e)
 	ts_err err;
 	size_t mark = b->out.len;
 
-	if (!offer_id(enc)) {
+	if (!offer_id(s, enc)) {
 		ts_fail(&d, TS_ERR_INTERNAL, NULL, "no randomness for a task id");
 		keep_error(b, e, TS_ERR_INTERNAL, &d);
 		return;
@@ -207,7 +230,7 @@ size_t batch_add_prefix(submit *s, batch *b, const char *data, size_t len,
 	size_t mark = b->out.len, used;
 	ts_task t;
 
-	if (!e || !offer_id(enc))
+	if (!e || !offer_id(s, enc))
 		return 0;
 	enc->opts.created_at = b->created_at;
 	if (!ts_task_encode_prefix(data, len, &enc->opts, &t, &b->out, &used))

@@ -56,6 +56,8 @@ typedef struct inflight {
 typedef struct encoder {
 	char next_id[37];     /* offered as taskId to the next task */
 	ts_task_opts opts;
+	int32_t steer_to;     /* the partition its generated ids hash to */
+	int steer_left;       /* for so many more ids (see offer_id) */
 } encoder;
 
 /* One input value and what became of it. */
@@ -112,6 +114,9 @@ typedef struct submit {
 	const char *topic;
 	size_t topic_len;
 	int rejects_fd;           /* -1 without --rejects */
+	atomic_int partition_cnt; /* of the topic, once librdkafka knows it
+				   * (0 before, and without the default
+				   * partitioner: no steering) */
 	/* the tasks of a batch gathered to be produced with one call */
 	rd_kafka_message_t run[BATCH_VALUES];
 	const entry *run_e[BATCH_VALUES];
@@ -147,6 +152,9 @@ void submit_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 ts_err submit_poller_start(submit *s);
 void submit_poller_stop(submit *s);
 void submit_poll(submit *s);
+int32_t submit_partitioner(const rd_kafka_topic_t *rkt, const void *key,
+			   size_t keylen, int32_t partition_cnt,
+			   void *rkt_opaque, void *msg_opaque);
 void submit_deliver(submit *s, batch *b);
 void submit_drain(submit *s);
 

@@ -344,6 +344,64 @@ static void test_list_properties(void **state)
 	free(text);
 }
 
+/* ts_kafka_partition_of places keys as librdkafka's murmur2 partitioner
+ * (the Java client's) does, for every length's tail. */
+static void test_partition_of(void **state)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256], key[64];
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+	rd_kafka_topic_t *rkt;
+
+	(void)state;
+	assert_non_null(rk);
+	rkt = rd_kafka_topic_new(rk, "t", NULL);
+	assert_non_null(rkt);
+	srand(7);
+	for (int i = 0; i < 20000; i++) {
+		size_t len = (size_t)(i % 60);
+		int32_t cnt = 1 + i % 37;
+		for (size_t j = 0; j < len; j++)
+			key[j] = (char)(rand() & 0xff);
+		assert_int_equal(ts_kafka_partition_of(key, len, cnt),
+				 rd_kafka_msg_partitioner_murmur2(rkt, key, len, cnt,
+								  NULL, NULL));
+	}
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_destroy(rk);
+}
+
+/* ts_kafka_steer_key changes only the last four hex digits, and the key
+ * then lands where asked; a key it cannot steer is left alone. */
+static void test_steer_key(void **state)
+{
+	char id[] = "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3c4d", orig[sizeof id];
+
+	(void)state;
+	for (int32_t cnt = 1; cnt <= 64; cnt++)
+		for (int32_t target = 0; target < cnt; target++) {
+			memcpy(orig, id, sizeof id);
+			assert_int_equal(ts_kafka_steer_key(id, 36, target, cnt), 1);
+			assert_int_equal(ts_kafka_partition_of(id, 36, cnt), target);
+			assert_memory_equal(id, orig, 32);
+			for (int i = 32; i < 36; i++)
+				assert_non_null(strchr("0123456789abcdef", id[i]));
+		}
+	/* already in place: unchanged */
+	int32_t p = ts_kafka_partition_of(id, 36, 12);
+	memcpy(orig, id, sizeof id);
+	assert_int_equal(ts_kafka_steer_key(id, 36, p, 12), 1);
+	assert_string_equal(id, orig);
+	/* not hex at the end, a length not a multiple of 4, a bad target */
+	char bad[] = "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3cZZ";
+	assert_int_equal(ts_kafka_steer_key(bad, 36, 1, 4), 0);
+	assert_string_equal(bad, "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3cZZ");
+	assert_int_equal(ts_kafka_steer_key(id, 35, 1, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(id, 36, 4, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(id, 36, -1, 4), 0);
+	assert_string_equal(id, orig);
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -357,6 +415,8 @@ int main(void)
 		T_(test_consumer_defaults),
 		T_(test_classify),
 		T_(test_list_properties),
+		T_(test_partition_of),
+		T_(test_steer_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
