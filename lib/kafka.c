@@ -326,3 +326,31 @@ int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt)
 	}
 	return 0;
 }
+
+void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt)
+{
+	if (cnt < 2)
+		return;
+	if (--st->left < 0 || st->to >= cnt) {
+		st->to = (st->to + 1) % cnt;
+		st->left = TS_STEER_RUN - 1;
+	}
+	ts_kafka_steer_key(id, 36, st->to, cnt);
+}
+
+int ts_kafka_keys_by_murmur2(rd_kafka_t *rk)
+{
+	rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(rk);
+	char part[64];
+	size_t len = sizeof part;
+	int yes = 0;
+
+	if (!tc)
+		return 0;
+	if (rd_kafka_topic_conf_get(tc, "partitioner", part, &len) ==
+	    RD_KAFKA_CONF_OK)
+		yes = strcmp(part, "murmur2_random") == 0 ||
+		      strcmp(part, "murmur2") == 0;
+	rd_kafka_topic_conf_destroy(tc);
+	return yes;
+}

@@ -53,6 +53,31 @@ int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt);
  * Returns 1 when done, 0 when no 4-digit ending does (key unchanged). */
 int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt);
 
+/* Generated taskIds in a row drawn to one partition by ts_kafka_steer_id. */
+#define TS_STEER_RUN 256
+
+/* The run a generator of ids is in: its partition, ids left in it. */
+typedef struct ts_steer {
+	int32_t to;
+	int left;
+} ts_steer;
+
+/* A generated taskId is its task's key (unless the task brings one), so it
+ * decides the partition, and random ids spread every batch over every
+ * partition: a request and a report batch per partition for a few records
+ * each. So the ids of each run of TS_STEER_RUN are drawn (by the last 4 of
+ * their 122 random bits, ts_kafka_steer_key) to hash to one partition of
+ * cnt, the next run to the next partition: each record still sits where
+ * its key hashes, as any Kafka client would place it. id is a UUID from
+ * ts_uuid4 (36 characters); cnt < 2 (not known yet, or one partition)
+ * leaves it alone. */
+void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt);
+
+/* 1 when the producer's topics place keyed records by murmur2 (the
+ * partitioner property is murmur2 or murmur2_random, as by default), so
+ * that steering ids means something. */
+int ts_kafka_keys_by_murmur2(rd_kafka_t *rk);
+
 /* Print librdkafka's property list (-X list) to out. */
 void ts_kafka_list_properties(FILE *out);
 

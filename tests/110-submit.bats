@@ -337,32 +337,6 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	done
 }
 
-# murmur2_check: reads "key partition" lines, prints those not on the
-# partition the Java client's murmur2 gives their key among $1.
-murmur2_check() {
-	python3 -c '
-import sys
-def murmur2(b):
-    m, h = 0x5bd1e995, (0x9747b28c ^ len(b)) & 0xffffffff
-    n = len(b) // 4 * 4
-    for i in range(0, n, 4):
-        k = int.from_bytes(b[i:i + 4], "little") * m & 0xffffffff
-        k = (k ^ k >> 24) * m & 0xffffffff
-        h = (h * m & 0xffffffff) ^ k
-    tail = b[n:]
-    for i in reversed(range(len(tail))):
-        h ^= tail[i] << (8 * i)
-    if tail:
-        h = h * m & 0xffffffff
-    h = (h ^ h >> 13) * m & 0xffffffff
-    return h ^ h >> 15
-for line in sys.stdin:
-    key, part = line.rstrip("\n").rsplit(" ", 1)
-    if (murmur2(key.encode()) & 0x7fffffff) % int(sys.argv[1]) != int(part):
-        print(line, end="")
-' "$1"
-}
-
 @test "every record sits where murmur2 puts its key; generated taskIds come in runs on one partition" {
 	# every 50th task brings its own key, every 70th its own taskId
 	for i in $(seq 1 6000); do

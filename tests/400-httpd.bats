@@ -41,6 +41,25 @@ record_by_key() {
 		 (.createdAt | test("Z$")) and (has("traceparent") | not))' <<<"$rec"
 }
 
+@test "POST /tasks: generated taskIds come in runs on one partition, each where murmur2 of its key puts it" {
+	start_broker 3
+	start_httpd
+	batch=$(for i in $(seq 1 1200); do
+		printf '{"taskType":"x","payload":{"i":%d}}\n' "$i"
+	done)
+	post /tasks "$batch" -H 'Content-Type: application/x-ndjson'
+	[ "$STATUS" = 200 ]
+	[ "$(jq -s '[.[] | select(.status == 202)] | length' <<<"$BODY")" = 1200 ]
+	[ -z "$(jq -r '"\(.taskId) \(.partition)"' <<<"$BODY" | murmur2_check 3)" ]
+	recs=$(consume "$TS_TOPIC" 1200 30)
+	[ -z "$(jq -r '"\(.key) \(.partition)"' <<<"$recs" | murmur2_check 3)" ]
+	# runs of 256: random ids would change partition 800 times
+	changes=$(jq -r '"\(.line) \(.partition)"' <<<"$BODY" | sort -n |
+		awk '$2 != p { n++ } { p = $2 } END { print n }')
+	echo "partition changes in line order: $changes"
+	((changes <= 10))
+}
+
 @test "POST /tasks: Idempotency-Key becomes the taskId and the record key" {
 	start_broker 2
 	start_httpd

@@ -562,6 +562,34 @@ stop_broker() {
 
 # --- reading results --------------------------------------------------------
 
+# murmur2_check N: reads "key partition" lines, prints those not on the
+# partition the Java client's murmur2 gives their key among N (written
+# apart from lib/kafka.c, from Kafka's definition).
+murmur2_check() {
+	python3 -c '
+import sys
+def murmur2(b):
+    m, h = 0x5bd1e995, (0x9747b28c ^ len(b)) & 0xffffffff
+    n = len(b) // 4 * 4
+    for i in range(0, n, 4):
+        k = int.from_bytes(b[i:i + 4], "little") * m & 0xffffffff
+        k = (k ^ k >> 24) * m & 0xffffffff
+        h = (h * m & 0xffffffff) ^ k
+    tail = b[n:]
+    for i in reversed(range(len(tail))):
+        h ^= tail[i] << (8 * i)
+    if tail:
+        h = h * m & 0xffffffff
+    h = (h ^ h >> 13) * m & 0xffffffff
+    return h ^ h >> 15
+for line in sys.stdin:
+    key, part = line.rstrip("\n").rsplit(" ", 1)
+    if (murmur2(key.encode()) & 0x7fffffff) % int(sys.argv[1]) != int(part):
+        print(line, end="")
+' "$1"
+}
+
+
 # One read of TOPIC from the beginning to the end, as JSON lines; headers
 # normalised to an object {"name":"value"} ({} when there are none).
 # kcat's complaints go to file ERRFILE.  fetch.wait.max.ms=10: with the

@@ -368,6 +368,10 @@ static int prepare(const httpd_rules *rules, const httpd_head *head, item *it,
 
 	opts.default_id = head->idem_key;
 	if (!head->idem_key && ts_uuid4(id, sizeof id) == TS_OK) {
+		if (rules->steer)
+			ts_kafka_steer_id(&rules->steer->run, id,
+					  atomic_load_explicit(&rules->steer->partitions,
+							       memory_order_relaxed));
 		opts.default_id = id;
 		opts.default_id_generated = 1;
 	}

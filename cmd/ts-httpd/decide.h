@@ -11,9 +11,11 @@
 #define TS_HTTPD_DECIDE_H
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "err.h"
+#include "kafka.h"
 #include "task.h"
 #include "transport.h"
 #include "util.h"
@@ -28,6 +30,13 @@ enum route {
 	ROUTE__COUNT
 };
 
+/* Generated taskIds come in runs on one partition (ts_kafka_steer_id);
+ * the partition count is what the main thread's metadata requests say. */
+typedef struct httpd_steer {
+	ts_steer run;             /* the event thread's alone */
+	atomic_int partitions;    /* 0: not known, or keys not placed by murmur2 */
+} httpd_steer;
+
 /* What the decisions depend on besides the request (from the options). */
 typedef struct httpd_rules {
 	const char *token;        /* --token-file content, or NULL: no auth */
@@ -37,6 +46,7 @@ typedef struct httpd_rules {
 	int email, sms;           /* a transport is configured for it */
 	int retry_after_s;        /* Retry-After of a 503 from Kafka */
 	const char *topic;        /* named in 202 answers (Kafka's alphabet) */
+	httpd_steer *steer;       /* NULL: generated ids are not steered */
 } httpd_rules;
 
 /* Looks up a request header by name (case-insensitively); NULL if absent.

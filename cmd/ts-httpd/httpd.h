@@ -107,6 +107,8 @@ typedef struct notify_pool {
 struct httpd {
 	ts_config *cfg;
 	httpd_rules rules;        /* what decide.c needs of the options */
+	httpd_steer steer;        /* rules.steer when steer_on */
+	int steer_on;             /* keys placed by murmur2 (the default) */
 	struct MHD_Daemon *daemon;
 	int listen_fd;
 	int port;

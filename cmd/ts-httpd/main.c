@@ -103,6 +103,7 @@ static ts_err setup(httpd *h, ts_detail *d)
 		.email = h->cfg->email_url != NULL,
 		.sms = h->cfg->sms_url != NULL,
 		.retry_after_s = h->retry_after_s, .topic = h->topic,
+		.steer = h->steer_on ? &h->steer : NULL,
 	};
 	backlog = h->cfg->max_connections < 4096 ?
 		  (int)h->cfg->max_connections : 4096;

@@ -153,6 +153,9 @@ void tasks_check_kafka(httpd *h, int timeout_ms)
 		goto out;
 	}
 	err = rd_kafka_metadata(h->rk, 0, h->rkt, &md, timeout_ms);
+	if (!err && h->steer_on && md->topic_cnt == 1 && !md->topics[0].err &&
+	    md->topics[0].partition_cnt > 0)
+		atomic_store(&h->steer.partitions, md->topics[0].partition_cnt);
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	if (!err)
@@ -198,6 +201,7 @@ ts_err tasks_start(httpd *h, ts_detail *d)
 			       h->cfg->topic,
 			       rd_kafka_err2str(rd_kafka_last_error()));
 	h->topic = rd_kafka_topic_name(h->rkt);
+	h->steer_on = ts_kafka_keys_by_murmur2(h->rk);
 	if ((err = ts_metrics_gauge_fn(h->metrics, "taskstream_kafka_queue_depth",
 			"Records waiting in the producer for Kafka's acknowledgement.",
 			queue_depth, h, d)))

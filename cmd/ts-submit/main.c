@@ -180,21 +180,15 @@ static int open_kafka(submit *s)
 	err = ts_kafka_producer(s->cfg, extra, submit_on_delivery, s, &s->rk, &d);
 	if (err)
 		return setup_failed(err, &d);
-	/* With the default partitioner, submit_partitioner learns the
-	 * partition count for offer_id (pipeline.c) and places every record
-	 * as that partitioner does. */
-	rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(s->rk);
-	char part[64];
-	size_t part_len = sizeof part;
+	/* With murmur2 placing keys (the default), submit_partitioner
+	 * learns the partition count for offer_id (pipeline.c) and places
+	 * every record as that partitioner does. */
+	rd_kafka_topic_conf_t *tc = NULL;
+	int steer = ts_kafka_keys_by_murmur2(s->rk);
 
-	int steer = 0;
-
-	if (tc && rd_kafka_topic_conf_get(tc, "partitioner", part, &part_len) ==
-			  RD_KAFKA_CONF_OK &&
-	    strcmp(part, "murmur2_random") == 0) {
+	if (steer && (tc = rd_kafka_default_topic_conf_dup(s->rk))) {
 		rd_kafka_topic_conf_set_partitioner_cb(tc, submit_partitioner);
 		rd_kafka_topic_conf_set_opaque(tc, s);
-		steer = 1;
 	}
 	s->rkt = rd_kafka_topic_new(s->rk, s->cfg->topic, tc);
 	if (!s->rkt) {

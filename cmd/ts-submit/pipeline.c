@@ -161,33 +161,16 @@ out:
 		ts_task_free(t);
 }
 
-/* Generated taskIds in a row that hash to one partition. */
-#define STEER_RUN 256
-
-/* A taskId for the next task that has none, or 0.
- * A generated taskId is its task's key (unless the input gives one), so
- * it decides the partition. Random ids spread each batch over every
- * partition: a request and a delivery-report batch per partition for a
- * few records each. So, once the partition count is known, each run of
- * STEER_RUN ids is drawn to hash to one partition, the next run to the
- * next: each record still sits where its key hashes, as any Kafka client
- * would place it, and the ids stay random v4 UUIDs (the last 4 of their
- * 122 random bits are chosen among 65,536 values). */
+/* A taskId for the next task that has none, or 0. Once the partition
+ * count is known, ids come in runs on one partition (ts_kafka_steer_id). */
 static int offer_id(submit *s, encoder *enc)
 {
-	int32_t cnt;
-
 	if (!enc->next_id[0]) {
 		if (ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK)
 			return 0;
-		cnt = atomic_load_explicit(&s->partition_cnt, memory_order_relaxed);
-		if (cnt > 1) {
-			if (--enc->steer_left < 0 || enc->steer_to >= cnt) {
-				enc->steer_to = (enc->steer_to + 1) % cnt;
-				enc->steer_left = STEER_RUN - 1;
-			}
-			ts_kafka_steer_key(enc->next_id, 36, enc->steer_to, cnt);
-		}
+		ts_kafka_steer_id(&enc->steer, enc->next_id,
+				  atomic_load_explicit(&s->partition_cnt,
+						       memory_order_relaxed));
 	}
 	enc->opts.default_id = enc->next_id;
 	enc->opts.default_id_generated = 1; /* ts_uuid4() wrote it */

@@ -56,8 +56,7 @@ typedef struct inflight {
 typedef struct encoder {
 	char next_id[37];     /* offered as taskId to the next task */
 	ts_task_opts opts;
-	int32_t steer_to;     /* the partition its generated ids hash to */
-	int steer_left;       /* for so many more ids (see offer_id) */
+	ts_steer steer;       /* the run its generated ids are in */
 } encoder;
 
 /* One input value and what became of it. */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "kafka.h"
+#include "util.h"
 
 #include "testutil.h"
 
@@ -402,6 +403,63 @@ static void test_steer_key(void **state)
 	assert_string_equal(id, orig);
 }
 
+/* ts_kafka_steer_id: runs of TS_STEER_RUN ids on one partition, the next
+ * run on the next; only the last 4 digits change; cnt < 2 changes
+ * nothing. */
+static void test_steer_id(void **state)
+{
+	ts_steer st = { 0 };
+	char id[40], orig[40];
+
+	(void)state;
+	for (int i = 0; i < 5 * TS_STEER_RUN; i++) {
+		assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
+		memcpy(orig, id, sizeof id);
+		ts_kafka_steer_id(&st, id, 3);
+		assert_int_equal(ts_kafka_partition_of(id, 36, 3),
+				 (i / TS_STEER_RUN + 1) % 3);
+		assert_memory_equal(id, orig, 32);
+		assert_int_equal(strlen(id), 36);
+	}
+	/* fewer partitions than the run was on: the next one in range */
+	st.to = 5, st.left = 100;
+	assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
+	ts_kafka_steer_id(&st, id, 2);
+	assert_int_equal(ts_kafka_partition_of(id, 36, 2), 0);
+	for (int32_t cnt = -1; cnt < 2; cnt++) {
+		assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
+		memcpy(orig, id, sizeof id);
+		ts_kafka_steer_id(&st, id, cnt);
+		assert_string_equal(id, orig);
+	}
+}
+
+/* Steering is for murmur2 placement only: the default, or murmur2 named;
+ * any other partitioner turns it off. */
+static void test_keys_by_murmur2(void **state)
+{
+	static const struct {
+		const char *x;
+		int yes;
+	} cases[] = { { NULL, 1 },
+		      { "partitioner=murmur2", 1 },
+		      { "partitioner=consistent_random", 0 },
+		      { "partitioner=random", 0 } };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		rd_kafka_t *rk = NULL;
+
+		ts_strlist_free(&C.rdkafka);
+		X("log_level=0");
+		if (cases[i].x)
+			X(cases[i].x);
+		assert_int_equal(ts_kafka_producer(&C, NULL, NULL, NULL, &rk, &D), TS_OK);
+		assert_int_equal(ts_kafka_keys_by_murmur2(rk), cases[i].yes);
+		rd_kafka_destroy(rk);
+	}
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -417,6 +475,8 @@ int main(void)
 		T_(test_list_properties),
 		T_(test_partition_of),
 		T_(test_steer_key),
+		T_(test_steer_id),
+		T_(test_keys_by_murmur2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
