@@ -127,7 +127,7 @@ make_tasks() { # N PREFIX -> $BATS_TEST_TMPDIR/t.jsonl, ids.txt
 	self_b=$(jq -r .taskId "$out_b" | sort | uniq -d | grep -c .) || true
 	echo "# repeated: $((runs - 20000)) of 20000 (A ran $(lines "$out_a"), B $(lines "$out_b"); by A itself $self_a, by B itself $self_b)" >&3
 	((self_a == 0 && self_b == 0)) || {
-		grep -h "rebalanc\|revoked\|assigned\|refused\|is back" "$err_a" "$err_b"
+		grep -h "rebalanc\|revoked\|assigned\|refused\|is back\|commits of group" "$err_a" "$err_b"
 		false
 	}
 	((runs - 20000 < 10000))

@@ -773,10 +773,20 @@ static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 			    rd_kafka_err2str(err));
 	for (int i = 0; i < q->cnt; i++) {
 		struct part *p = part_get(w, q->elems[i].partition, 0);
-		rd_kafka_topic_partition_t *e;
-		if (!err && !q->elems[i].err && q->elems[i].offset < p->pending &&
-		    (e = rd_kafka_topic_partition_list_find(l, w->cfg->topic,
-							    p->id))) {
+		rd_kafka_resp_err_t qe = err ? err : q->elems[i].err;
+		rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_find(
+			l, w->cfg->topic, p->id);
+		if (e && qe) {
+			/* The group's commit unknown: start at ours all the
+			 * same (nothing below it is unfinished; at worst a
+			 * member that went further is repeated), but do not
+			 * commit it over what may be a later one. */
+			e->offset = p->pending;
+			ts_log_info("%s [%d] is back: starting at %lld, where "
+				    "its refused commit was (the group's "
+				    "unknown: %s)", w->cfg->topic, p->id,
+				    (long long)p->pending, rd_kafka_err2str(qe));
+		} else if (e && q->elems[i].offset < p->pending) {
 			e->offset = p->pending;
 			if (!c)
 				c = rd_kafka_topic_partition_list_new(q->cnt);
