@@ -270,6 +270,16 @@ static uint32_t mm2_final(uint32_t h)
 	return h ^ (h >> 15);
 }
 
+/* The state after the whole 4-byte blocks of key's first n bytes. */
+static uint32_t mm2_blocks(const unsigned char *p, size_t n, size_t len)
+{
+	uint32_t h = MM2_SEED ^ (uint32_t)len;
+
+	for (size_t i = 0; i + 4 <= n; i += 4)
+		h = mm2_block(h, p + i);
+	return h;
+}
+
 static int32_t mm2_partition(uint32_t h, int32_t cnt)
 {
 	return (int32_t)((h & 0x7fffffffu) % (uint32_t)cnt);
@@ -278,11 +288,9 @@ static int32_t mm2_partition(uint32_t h, int32_t cnt)
 int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt)
 {
 	const unsigned char *p = key;
-	uint32_t h = MM2_SEED ^ (uint32_t)len;
 	size_t n = len & ~(size_t)3;
+	uint32_t h = mm2_blocks(p, n, len);
 
-	for (size_t i = 0; i < n; i += 4)
-		h = mm2_block(h, p + i);
 	switch (len & 3) {
 	case 3:
 		h ^= (uint32_t)p[n + 2] << 16;
@@ -300,13 +308,12 @@ int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt)
 int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)key;
-	uint32_t h = MM2_SEED ^ (uint32_t)len, v = 0;
+	uint32_t h, v = 0;
 
 	if (len < 4 || len % 4 || cnt < 1 || target < 0 || target >= cnt)
 		return 0;
-	for (size_t i = 0; i + 4 < len; i += 4)
-		h = mm2_block(h, p + i); /* every block but the last, once */
+	/* every block but the last, once */
+	h = mm2_blocks((const unsigned char *)key, len - 4, len);
 	for (size_t i = len - 4; i < len; i++) {
 		const char *d = key[i] ? strchr(hex, key[i]) : NULL;
 		if (!d)
