@@ -362,6 +362,38 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	((changes < 1000))
 }
 
+@test "a topic that grows mid-stream: once librdkafka knows the new partition count, records are placed by it" {
+	[[ $TS_TEST_BROKER == kafka ]] || skip "ts-devbroker cannot add partitions to a topic"
+	keyed() { # PREFIX FROM TO
+		for i in $(seq "$2" "$3"); do
+			printf '{"taskType":"x","payload":{"i":%d},"key":"%s-%d"}\n' "$i" "$1" "$i"
+		done
+	}
+	mkfifo "$IN/feed"
+	# librdkafka asks for the topic's metadata every 500 ms
+	timeout 120 ts-submit -X topic.metadata.refresh.interval.ms=500 \
+		<"$IN/feed" >"$IN/out" 2>"$IN/err" 3>&- &
+	local pid=$! feed
+	exec {feed}>"$IN/feed"
+	keyed a 1 300 >&"$feed"
+	wait_for eval '[ "$(grep -c . "$IN/out")" -ge 300 ]'
+	"$REPO/tests/kafka/create-topic" --grow "$TS_KAFKA_BOOTSTRAP" "$TS_TOPIC" 6
+	sleep 3 # a few refreshes: librdkafka's partitioner now counts 6
+	keyed b 301 1300 >&"$feed"
+	exec {feed}>&-
+	wait "$pid"
+	[ ! -s "$IN/err" ] || { cat "$IN/err"; false; }
+	records=$(consume "$TS_TOPIC" 1300)
+	[ "$(jq -s 'length' <<<"$records")" = 1300 ]
+	[ -z "$(jq -r 'select(.key | startswith("a-")) | "\(.key) \(.partition)"' <<<"$records" | murmur2_check 3)" ]
+	# ts-submit learns the count from the first record of each produce
+	# call (at most 256 records): from the second call on, all by 6
+	[ -z "$(jq -r 'select(.key | startswith("b-")) | select(.key[2:] | tonumber > 600) |
+		"\(.key) \(.partition)"' <<<"$records" | murmur2_check 6)" ]
+	# and the new partitions are in use
+	[ "$(jq -s '[.[] | select(.partition >= 3)] | length' <<<"$records")" -gt 100 ]
+}
+
 @test "configuration: TS_TOPIC, --topic, -X, -F (kcat format), a config file; bad ones exit 78" {
 	email 1 >"$IN/in"
 	other=$TS_DLQ_TOPIC

@@ -468,7 +468,9 @@ static void produce_failed(submit *s, const batch *b, const entry *e,
  * then reads the clock and takes the topic lock once per call instead of
  * once per task (a third of the main thread's produce cost). When its queue
  * is full it refuses that task and every one after it, so serve reports
- * until there is room and go on from there: the order stays. */
+ * until there is room and go on from there: the order stays.
+ * RD_KAFKA_MSG_F_PARTITION: each record goes to its own .partition (see
+ * run_partition), or through the partitioner when that is UA. */
 static void produce_run(submit *s, const batch *b)
 {
 	int done = 0;
@@ -478,7 +480,8 @@ static void produce_run(submit *s, const batch *b)
 		int n = s->run_n - done, i;
 
 		rd_kafka_produce_batch(s->rkt, RD_KAFKA_PARTITION_UA,
-				       RD_KAFKA_MSG_F_COPY, m, n);
+				       RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_PARTITION,
+				       m, n);
 		for (i = 0; i < n && m[i].err != RD_KAFKA_RESP_ERR__QUEUE_FULL; i++) {
 			if (m[i].err) {
 				inflight_free(m[i]._private);
@@ -490,6 +493,26 @@ static void produce_run(submit *s, const batch *b)
 			submit_flush_stdout(s);
 	}
 	s->run_n = 0;
+}
+
+/* The partition of the next record of s->run, keyed by key: where
+ * submit_partitioner would put it, computed here so that librdkafka looks
+ * each partition up once per run of records on it instead of once per
+ * record (each lookup an atomic increment and decrement of a count the
+ * broker thread shares: an eighth of the main thread's samples in
+ * librdkafka). The first record of each call stays UA
+ * and goes through submit_partitioner, which keeps s->partition_cnt
+ * current: a topic that grows mid-stream is placed by its new count from
+ * the next call on, as soon as librdkafka knows it. UA also while the count
+ * is not known, and when murmur2 does not place keys (count 0). */
+static int32_t run_partition(submit *s, const char *key, size_t key_len)
+{
+	int32_t cnt = atomic_load_explicit(&s->partition_cnt,
+					   memory_order_relaxed);
+
+	if (s->run_n == 0 || cnt <= 0)
+		return RD_KAFKA_PARTITION_UA;
+	return ts_kafka_partition_of(key, key_len, cnt);
 }
 
 static void deliver_one(submit *s, const batch *b, const entry *e)
@@ -526,7 +549,7 @@ static void deliver_one(submit *s, const batch *b, const entry *e)
 	if (!tp) { /* the batch API takes no headers */
 		m = &s->run[s->run_n];
 		memset(m, 0, sizeof *m);
-		m->partition = RD_KAFKA_PARTITION_UA;
+		m->partition = run_partition(s, key, key_len);
 		m->payload = (void *)env;
 		m->len = e->env_len;
 		m->key = (void *)key;

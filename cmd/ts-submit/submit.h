@@ -115,7 +115,8 @@ typedef struct submit {
 	int rejects_fd;           /* -1 without --rejects */
 	atomic_int partition_cnt; /* of the topic, once librdkafka knows it
 				   * (0 before, and without the default
-				   * partitioner: no steering) */
+				   * partitioner: no steering, and records
+				   * placed by librdkafka: run_partition) */
 	/* the tasks of a batch gathered to be produced with one call */
 	rd_kafka_message_t run[BATCH_VALUES];
 	const entry *run_e[BATCH_VALUES];

@@ -1,5 +1,5 @@
 /*
- * create-topic BOOTSTRAP NAME PARTITIONS
+ * create-topic [--grow] BOOTSTRAP NAME PARTITIONS
  *
  * Test helper (tests/kafka/create-topic compiles it into the cache): creates
  * topic NAME with PARTITIONS partitions, replication factor 1, through
@@ -7,6 +7,8 @@
  * partition with a leader. A topic that already exists with that many
  * partitions is success; one with another partition count is an error (a test
  * that relies on the count would misbehave silently otherwise).
+ * With --grow, NAME exists already and gets partitions added up to
+ * PARTITIONS (CreatePartitions), then the same wait.
  *
  * Exit: 0 done, 64 usage, 75 broker unreachable or not ready in time,
  * 70 any other failure. Diagnostics on stderr, nothing on stdout.
@@ -76,10 +78,15 @@ int main(int argc, char **argv)
     char errstr[512];
     char *end;
     long want;
-    int rc = 0;
+    int rc = 0, grow = 0;
 
+    if (argc == 5 && strcmp(argv[1], "--grow") == 0) {
+        grow = 1;
+        argc--;
+        argv++;
+    }
     if (argc != 4) {
-        fprintf(stderr, "usage: %s BOOTSTRAP NAME PARTITIONS\n", prog);
+        fprintf(stderr, "usage: %s [--grow] BOOTSTRAP NAME PARTITIONS\n", prog);
         return EX_USAGE;
     }
     const char *bootstrap = argv[1], *name = argv[2];
@@ -106,18 +113,27 @@ int main(int argc, char **argv)
     }
     int64_t deadline = now_ms() + timeout_ms;
 
-    /* 1. CreateTopics */
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, (int)want, 1, errstr, sizeof errstr);
-    if (!nt) {
+    /* 1. CreateTopics, or CreatePartitions with --grow */
+    rd_kafka_NewTopic_t *nt = NULL;
+    rd_kafka_NewPartitions_t *np = NULL;
+    if (grow)
+        np = rd_kafka_NewPartitions_new(name, (size_t)want, errstr, sizeof errstr);
+    else
+        nt = rd_kafka_NewTopic_new(name, (int)want, 1, errstr, sizeof errstr);
+    if (!nt && !np) {
         fprintf(stderr, "%s: %s: %s\n", prog, name, errstr);
         rd_kafka_destroy(rk);
         return EX_USAGE;
     }
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(
+        rk, grow ? RD_KAFKA_ADMIN_OP_CREATEPARTITIONS : RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof errstr);
     rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof errstr);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    if (grow)
+        rd_kafka_CreatePartitions(rk, &np, 1, opts, q);
+    else
+        rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
     rd_kafka_resp_err_t err;
     if (!ev) {
@@ -133,10 +149,13 @@ int main(int argc, char **argv)
     } else {
         size_t n = 0;
         const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+            grow ? rd_kafka_CreatePartitions_result_topics(
+                       rd_kafka_event_CreatePartitions_result(ev), &n)
+                 : rd_kafka_CreateTopics_result_topics(
+                       rd_kafka_event_CreateTopics_result(ev), &n);
         for (size_t i = 0; i < n; i++) {
             err = rd_kafka_topic_result_error(res[i]);
-            if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            if (err && (grow || err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)) {
                 fprintf(stderr, "%s: %s: %s\n", prog, rd_kafka_topic_result_name(res[i]),
                         rd_kafka_topic_result_error_string(res[i])
                             ? rd_kafka_topic_result_error_string(res[i])
@@ -149,7 +168,10 @@ int main(int argc, char **argv)
         rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_AdminOptions_destroy(opts);
-    rd_kafka_NewTopic_destroy(nt);
+    if (nt)
+        rd_kafka_NewTopic_destroy(nt);
+    if (np)
+        rd_kafka_NewPartitions_destroy(np);
 
     /* 2. wait until the metadata shows every partition with a leader */
     if (rc == 0) {
