@@ -305,12 +305,14 @@ int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt)
 	return mm2_partition(mm2_final(h), cnt);
 }
 
-int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt)
+int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t span,
+		       int32_t cnt)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint32_t h, v = 0;
 
-	if (len < 4 || len % 4 || cnt < 1 || target < 0 || target >= cnt)
+	if (len < 4 || len % 4 || cnt < 1 || target < 0 || target >= cnt ||
+	    span < 1)
 		return 0;
 	/* every block but the last, once */
 	h = mm2_blocks((const unsigned char *)key, len - 4, len);
@@ -326,7 +328,11 @@ int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt)
 					  (unsigned char)hex[u >> 8 & 15],
 					  (unsigned char)hex[u >> 4 & 15],
 					  (unsigned char)hex[u & 15] };
-		if (mm2_partition(mm2_final(mm2_block(h, last)), cnt) == target) {
+		int32_t p = mm2_partition(mm2_final(mm2_block(h, last)), cnt);
+
+		/* p - target, counted around the end of the partitions */
+		if ((p >= target ? (int64_t)p - target
+				 : (int64_t)p + cnt - target) < span) {
 			memcpy(key + len - 4, last, 4);
 			return 1;
 		}
@@ -336,13 +342,16 @@ int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt)
 
 void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt)
 {
+	int32_t span;
+
 	if (cnt < 2)
 		return;
+	span = (cnt + TS_STEER_TRIES - 1) / TS_STEER_TRIES;
 	if (--st->left < 0 || st->to >= cnt) {
-		st->to = (st->to + 1) % cnt;
+		st->to = (st->to + span) % cnt;
 		st->left = TS_STEER_RUN - 1;
 	}
-	ts_kafka_steer_key(id, 36, st->to, cnt);
+	ts_kafka_steer_key(id, 36, st->to, span, cnt);
 }
 
 int ts_kafka_keys_by_murmur2(rd_kafka_t *rk)

@@ -49,14 +49,20 @@ int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt);
 
 /* Rewrite the last 4 characters of key (len >= 4, a multiple of 4; those
  * four lower-case hex digits, as a random UUID ends) to the first value,
- * counting up from theirs, that places key on partition target of cnt.
+ * counting up from theirs, that places key on one of the span (>= 1)
+ * partitions target, target + 1, ... (around the end to 0) of cnt.
  * Returns 1 when done, 0 when no 4-digit ending does (key unchanged). */
-int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t cnt);
+int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t span,
+		       int32_t cnt);
 
 /* Generated taskIds in a row drawn to one partition by ts_kafka_steer_id. */
 #define TS_STEER_RUN 256
 
-/* The run a generator of ids is in: its partition, ids left in it. */
+/* Of every TS_STEER_TRIES endings ts_kafka_steer_id tries, one fits, on
+ * average: with more partitions than that, a run goes to a group of them. */
+#define TS_STEER_TRIES 32
+
+/* The run a generator of ids is in: its first partition, ids left in it. */
 typedef struct ts_steer {
 	int32_t to;
 	int left;
@@ -68,9 +74,15 @@ typedef struct ts_steer {
  * each. So the ids of each run of TS_STEER_RUN are drawn (by the last 4 of
  * their 122 random bits, ts_kafka_steer_key) to hash to one partition of
  * cnt, the next run to the next partition: each record still sits where
- * its key hashes, as any Kafka client would place it. id is a UUID from
- * ts_uuid4 (36 characters); cnt < 2 (not known yet, or one partition)
- * leaves it alone. */
+ * its key hashes, as any Kafka client would place it. A random ending fits
+ * one partition of cnt, so finding one takes cnt hashes on average: with
+ * more than TS_STEER_TRIES partitions a run goes to a group of
+ * ceil(cnt / TS_STEER_TRIES) partitions in a row, and the next run to the
+ * next group: the cost per id stays bounded (exact runs on 500 partitions
+ * would take 500 hashes per id), and up to 32 partitions exact runs
+ * measured as fast as groups or faster.
+ * id is a UUID from ts_uuid4 (36 characters); cnt < 2 (not known yet, or
+ * one partition) leaves it alone. */
 void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt);
 
 /* 1 when the producer's topics place keyed records by murmur2 (the

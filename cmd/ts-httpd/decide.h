@@ -30,7 +30,8 @@ enum route {
 	ROUTE__COUNT
 };
 
-/* Generated taskIds come in runs on one partition (ts_kafka_steer_id);
+/* Generated taskIds come in runs on one partition, or a group of them
+ * (ts_kafka_steer_id);
  * the partition count is what the main thread's metadata requests say. */
 typedef struct httpd_steer {
 	ts_steer run;             /* the event thread's alone */

@@ -162,7 +162,8 @@ out:
 }
 
 /* A taskId for the next task that has none, or 0. Once the partition
- * count is known, ids come in runs on one partition (ts_kafka_steer_id). */
+ * count is known, ids come in runs on one partition, or a group of them
+ * (ts_kafka_steer_id). */
 static int offer_id(submit *s, encoder *enc)
 {
 	if (!enc->next_id[0]) {

@@ -373,7 +373,8 @@ static void test_partition_of(void **state)
 }
 
 /* ts_kafka_steer_key changes only the last four hex digits, and the key
- * then lands where asked; a key it cannot steer is left alone. */
+ * then lands where asked: on the target, or within span partitions of it
+ * (around the end); a key it cannot steer is left alone. */
 static void test_steer_key(void **state)
 {
 	char id[] = "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3c4d", orig[sizeof id];
@@ -382,30 +383,43 @@ static void test_steer_key(void **state)
 	for (int32_t cnt = 1; cnt <= 64; cnt++)
 		for (int32_t target = 0; target < cnt; target++) {
 			memcpy(orig, id, sizeof id);
-			assert_int_equal(ts_kafka_steer_key(id, 36, target, cnt), 1);
+			assert_int_equal(ts_kafka_steer_key(id, 36, target, 1, cnt), 1);
 			assert_int_equal(ts_kafka_partition_of(id, 36, cnt), target);
 			assert_memory_equal(id, orig, 32);
 			for (int i = 32; i < 36; i++)
 				assert_non_null(strchr("0123456789abcdef", id[i]));
+			for (int32_t span = 2; span <= cnt; span += 3) {
+				int32_t p;
+
+				assert_int_equal(ts_kafka_steer_key(id, 36, target, span, cnt), 1);
+				p = ts_kafka_partition_of(id, 36, cnt);
+				assert_true((p - target + cnt) % cnt < span);
+				assert_memory_equal(id, orig, 32);
+			}
 		}
 	/* already in place: unchanged */
 	int32_t p = ts_kafka_partition_of(id, 36, 12);
 	memcpy(orig, id, sizeof id);
-	assert_int_equal(ts_kafka_steer_key(id, 36, p, 12), 1);
+	assert_int_equal(ts_kafka_steer_key(id, 36, p, 1, 12), 1);
 	assert_string_equal(id, orig);
-	/* not hex at the end, a length not a multiple of 4, a bad target */
+	assert_int_equal(ts_kafka_steer_key(id, 36, (p + 11) % 12, 2, 12), 1);
+	assert_string_equal(id, orig);
+	/* not hex at the end, a length not a multiple of 4, a bad target or
+	 * span */
 	char bad[] = "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3cZZ";
-	assert_int_equal(ts_kafka_steer_key(bad, 36, 1, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(bad, 36, 1, 1, 4), 0);
 	assert_string_equal(bad, "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3cZZ");
-	assert_int_equal(ts_kafka_steer_key(id, 35, 1, 4), 0);
-	assert_int_equal(ts_kafka_steer_key(id, 36, 4, 4), 0);
-	assert_int_equal(ts_kafka_steer_key(id, 36, -1, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(id, 35, 1, 1, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(id, 36, 4, 1, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(id, 36, -1, 1, 4), 0);
+	assert_int_equal(ts_kafka_steer_key(id, 36, 1, 0, 4), 0);
 	assert_string_equal(id, orig);
 }
 
 /* ts_kafka_steer_id: runs of TS_STEER_RUN ids on one partition, the next
- * run on the next; only the last 4 digits change; cnt < 2 changes
- * nothing. */
+ * run on the next; beyond TS_STEER_TRIES partitions, runs on groups of
+ * ceil(cnt / TS_STEER_TRIES) partitions, the next run on the next group;
+ * only the last 4 digits change; cnt < 2 changes nothing. */
 static void test_steer_id(void **state)
 {
 	ts_steer st = { 0 };
@@ -420,6 +434,18 @@ static void test_steer_id(void **state)
 				 (i / TS_STEER_RUN + 1) % 3);
 		assert_memory_equal(id, orig, 32);
 		assert_int_equal(strlen(id), 36);
+	}
+	/* 4 * TS_STEER_TRIES - 1 partitions: groups of 4, each run starting
+	 * 4 on, around the end */
+	memset(&st, 0, sizeof st);
+	for (int i = 0; i < 40 * TS_STEER_RUN; i++) {
+		int32_t cnt = 4 * TS_STEER_TRIES - 1, p;
+		int32_t from = (i / TS_STEER_RUN + 1) * 4 % cnt;
+
+		assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
+		ts_kafka_steer_id(&st, id, cnt);
+		p = ts_kafka_partition_of(id, 36, cnt);
+		assert_true((p - from + cnt) % cnt < 4);
 	}
 	/* fewer partitions than the run was on: the next one in range */
 	st.to = 5, st.left = 100;
