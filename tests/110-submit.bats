@@ -433,6 +433,21 @@ ts-submit: $IN/b.jsonl:3: payload.mobile: required" ]
 	grep -qx 'ts-submit: stdin:6: payload.to: required' <<<"$stderr"
 }
 
+@test "broker unreachable, no --rejects: each undelivered task named by its file, line and taskId" {
+	{ printf '{"taskId":"own-1","taskType":"x","payload":{}}\n'; email 2; } >"$IN/a.jsonl"
+	{ email 3; printf '\n{"taskId":"own-4","taskType":"report.daily","payload":{}}\n'; } >"$IN/b.jsonl"
+	run --separate-stderr timeout 60 env TS_BROKERS=127.0.0.1:1 ts-submit -X message.timeout.ms=1500 \
+		"$IN/a.jsonl" "$IN/b.jsonl"
+	[ "$status" -eq 75 ]
+	[ -z "$output" ]
+	local why='not delivered: Local: Message timed out'
+	grep -qxF "ts-submit: $IN/a.jsonl:1: task own-1 $why" <<<"$stderr"
+	grep -qx "ts-submit: $IN/a.jsonl:2: task [0-9a-f-]\{36\} $why" <<<"$stderr"
+	grep -qx "ts-submit: $IN/b.jsonl:1: task [0-9a-f-]\{36\} $why" <<<"$stderr"
+	grep -qxF "ts-submit: $IN/b.jsonl:3: task own-4 $why" <<<"$stderr"
+	[ "$(grep -c "$why" <<<"$stderr")" -eq 4 ]
+}
+
 @test "stdout closed early: the run stops reading, still waits for reports, exits non-zero" {
 	for i in $(seq 1 2000); do email "$i"; done >"$IN/in"
 	run bash -c 'timeout 60 ts-submit <"$1" 2>"$2" | head -n 1 >/dev/null; echo "${PIPESTATUS[0]}"' _ "$IN/in" "$IN/err"
