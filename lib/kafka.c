@@ -346,7 +346,7 @@ void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt)
 
 	if (cnt < 2)
 		return;
-	span = (cnt + TS_STEER_TRIES - 1) / TS_STEER_TRIES;
+	span = cnt / TS_STEER_TRIES + (cnt % TS_STEER_TRIES != 0);
 	if (--st->left < 0 || st->to >= cnt) {
 		st->to = (st->to + span) % cnt;
 		st->left = TS_STEER_RUN - 1;

@@ -175,10 +175,12 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
  * does not. Without it a small response written while the one before is
  * not yet acknowledged waits for the client's delayed ACK, 40 ms on Linux:
  * one ts-submit run of 300,000 tasks in three took 45 ms longer waiting
- * for its last reports, and kcat the same. Linux copies the option from a
- * listening socket to the connections it accepts, and the mock offers no
- * way to its listeners but our descriptors: the listening TCP sockets
- * bound to a port of the bootstrap list. Returns how many were set. */
+ * for its last reports, and kcat the same; ts-httpd with two requests in
+ * flight served 1,300 requests/s instead of 50,000. Linux copies the
+ * option from a listening socket to the connections it accepts, and the
+ * mock offers no way to its listeners but our descriptors: the listening
+ * TCP sockets bound to a port of the bootstrap list. Returns how many
+ * were set. */
 static int nodelay_listeners(devbroker *db)
 {
 	const char *boot = rd_kafka_mock_cluster_bootstraps(db->mc);
