@@ -85,76 +85,62 @@ static ts_err fill_random(unsigned char *p, size_t len)
 	return TS_OK;
 }
 
-/* Small requests (a UUID, a MIME boundary, a jitter draw: one or more per
- * task) come from a per-thread pool refilled 4 KiB at a time: one system
- * call per couple of hundred tasks, not one each. Large ones go straight
- * to the kernel. A forked child never draws from its copy: it execs. */
-#define RANDOM_POOL 4096
-#define RANDOM_SMALL 64
-
-ts_err ts_random(void *buf, size_t len)
-{
-	static __thread unsigned char pool[RANDOM_POOL];
-	static __thread size_t used = RANDOM_POOL;
-
-	if (len > RANDOM_SMALL)
-		return fill_random(buf, len);
-	if (used + len > RANDOM_POOL) {
-		if (fill_random(pool, RANDOM_POOL) != TS_OK)
-			return TS_ERR_INTERNAL;
-		used = 0;
-	}
-	memcpy(buf, pool + used, len);
-	used += len;
-	return TS_OK;
-}
-
-/* The bytes of taskIds: one UUID per task produced, 16 bytes each. The
- * kernel's generator cost 16 ms of CPU per 300,000 ids (ChaCha20 in plain
- * C, a twentieth of ts-submit's main thread); OpenSSL's CTR-DRBG (AES,
- * seeded from the kernel, reseeded by OpenSSL after a fork) gives the same
- * 4.8 MB in 2 ms. Its first use costs about 2 ms of set-up (as much as
- * the kernel spends on 40,000 ids), so a thread's first 16 pools (4,096
- * ids) come from the kernel and OpenSSL serves only a thread that draws
+/* Small requests (a UUID: one per task produced; a MIME boundary, a jitter
+ * draw) come from a per-thread pool of 4 KiB; large ones go straight to
+ * the kernel. The kernel's generator cost 16 ms of CPU per 300,000 ids
+ * (ChaCha20 in plain C, a twentieth of ts-submit's main thread); OpenSSL's
+ * CTR-DRBG (AES, seeded from the kernel, reseeded by OpenSSL after a fork)
+ * gives the same 4.8 MB in 2 ms. Its first use costs about 2 ms of set-up
+ * (as much as the kernel spends on 40,000 ids), so a thread's first 16
+ * pools come from the kernel and OpenSSL serves only a thread that draws
  * more: a run of a few thousand tasks pays nothing.
  * A forked child never draws from the parent's copy of the pool (its
  * thread's pool is emptied by an atfork handler). */
-#define UUID_POOL 4096
-#define UUID_KERNEL_POOLS 16
+#define RANDOM_POOL 4096
+#define RANDOM_SMALL 64
+#define RANDOM_KERNEL_POOLS 16
 
-static __thread unsigned char uuid_pool[UUID_POOL];
-static __thread size_t uuid_used = UUID_POOL;
-static __thread unsigned uuid_refills;
-static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+static __thread unsigned char random_pool[RANDOM_POOL];
+static __thread size_t random_used = RANDOM_POOL;
+static __thread unsigned random_refills;
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
 
-static void uuid_pool_forget(void)
+static void random_pool_forget(void)
 {
 	/* the child's one thread is the one that forked */
-	uuid_used = UUID_POOL;
-	uuid_refills = 0;
+	random_used = RANDOM_POOL;
+	random_refills = 0;
 }
 
-static void uuid_atfork(void)
+static void random_atfork(void)
 {
-	pthread_atfork(NULL, NULL, uuid_pool_forget);
+	pthread_atfork(NULL, NULL, random_pool_forget);
 }
 
-static ts_err uuid_bytes(unsigned char r[16])
+ts_err ts_random(void *buf, size_t len)
 {
-	if (uuid_used + 16 > UUID_POOL) {
-		pthread_once(&uuid_once, uuid_atfork);
-		if (uuid_refills < UUID_KERNEL_POOLS ||
-		    RAND_bytes(uuid_pool, UUID_POOL) != 1) {
-			if (fill_random(uuid_pool, UUID_POOL) != TS_OK)
+	if (len > RANDOM_SMALL)
+		return fill_random(buf, len);
+	if (random_used + len > RANDOM_POOL) {
+		pthread_once(&random_once, random_atfork);
+		if (random_refills < RANDOM_KERNEL_POOLS ||
+		    RAND_bytes(random_pool, RANDOM_POOL) != 1) {
+			if (fill_random(random_pool, RANDOM_POOL) != TS_OK)
 				return TS_ERR_INTERNAL;
 		}
-		if (uuid_refills < UUID_KERNEL_POOLS)
-			uuid_refills++;
-		uuid_used = 0;
+		if (random_refills < RANDOM_KERNEL_POOLS)
+			random_refills++;
+		random_used = 0;
 	}
-	memcpy(r, uuid_pool + uuid_used, 16);
-	uuid_used += 16;
+	memcpy(buf, random_pool + random_used, len);
+	random_used += len;
 	return TS_OK;
+}
+
+/* The bytes of a taskId. */
+static ts_err uuid_bytes(unsigned char r[16])
+{
+	return ts_random(r, 16);
 }
 
 #ifdef __SSE2__

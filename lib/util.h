@@ -24,8 +24,10 @@ int64_t ts_mono_ms(void);
  * Errors: TS_ERR_INTERNAL when there is no randomness. */
 ts_err ts_uuid4(char *buf, size_t size);
 
-/* Fill buf with len random bytes from the kernel (up to 64 bytes through a
- * per-thread pool). TS_ERR_INTERNAL on failure. */
+/* Fill buf with len random bytes: up to 64 bytes through a per-thread pool
+ * (filled by the kernel, getrandom(2), its first 16 times, by OpenSSL's
+ * DRBG seeded by the kernel after that; a forked child starts with an
+ * empty pool), more straight from the kernel. TS_ERR_INTERNAL on failure. */
 ts_err ts_random(void *buf, size_t len);
 
 /* Parse a duration: "250ms", "5s", "2m", "1h", or a bare number of seconds
