@@ -754,7 +754,13 @@ static void serve_side(struct worker *w, int timeout_ms)
  * finished here, so it is still a true claim: when the group's commit is
  * older, commit it now and start there, instead of running again what
  * was finished. A later commit of the group (another member went
- * further) is left alone. Sets the start offsets in l. */
+ * further) is left alone, and the kept point dropped. The point stays
+ * kept until a commit of it lands: refused again (the group rebalancing
+ * once more) or not known to have landed, it is still what the next
+ * return starts from, even if nothing is finished meanwhile (CI, make
+ * SANITIZE: a partition back twice, its commit refused both times, came
+ * back a third time with nothing kept and ran 1,015 tasks again). Sets
+ * the start offsets in l. */
 static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 {
 	rd_kafka_topic_partition_list_t *q = NULL, *c = NULL;
@@ -786,6 +792,7 @@ static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 				    "its refused commit was (the group's "
 				    "unknown: %s)", w->cfg->topic, p->id,
 				    (long long)p->pending, rd_kafka_err2str(qe));
+			continue; /* kept: not committed */
 		} else if (e && q->elems[i].offset < p->pending) {
 			e->offset = p->pending;
 			if (!c)
@@ -796,13 +803,19 @@ static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 				    "its refused commit was (group's: %lld)",
 				    w->cfg->topic, p->id, (long long)p->pending,
 				    (long long)q->elems[i].offset);
+			continue; /* kept until the commit lands */
 		}
-		p->pending = -1;
+		p->pending = -1; /* the group's commit is as far or further */
 	}
 	rd_kafka_topic_partition_list_destroy(q);
 	if (!c)
 		return;
-	commit_wait(w, c); /* what did not land is logged */
+	err = commit_wait(w, c); /* what did not land is logged */
+	for (int i = 0; !err && i < c->cnt; i++) {
+		struct part *p = part_get(w, c->elems[i].partition, 0);
+		if (p && !c->elems[i].err)
+			p->pending = -1;
+	}
 	rd_kafka_topic_partition_list_destroy(c);
 }
 
@@ -891,12 +904,23 @@ static void revoke_parts(struct worker *w, rd_kafka_topic_partition_list_t *l,
 		int64_t cp = ts_offsets_commit_point(&p->offs);
 		/* refused (the group is rebalancing: the mock cluster refuses
 		 * every commit then): still true, kept for when the partition
-		 * comes back (resume_pending) */
-		p->pending = !lost && cp >= 0 && p->committed != cp ? cp : -1;
-		if (p->pending >= 0)
+		 * comes back (resume_pending); so is a point kept from before
+		 * whose commit has not landed since */
+		if (lost) {
+			p->pending = -1;
+		} else if (cp >= 0 && p->committed != cp) {
+			if (cp > p->pending)
+				p->pending = cp;
 			ts_log_info("%s [%d]: commit at %lld refused at the revoke; "
 				    "kept for when the partition comes back",
-				    w->cfg->topic, p->id, (long long)cp);
+				    w->cfg->topic, p->id, (long long)p->pending);
+		} else if (p->committed >= 0 && p->committed >= p->pending) {
+			p->pending = -1; /* a commit at or past it landed */
+		} else if (p->pending >= 0) {
+			ts_log_info("%s [%d]: commit at %lld still not made; "
+				    "kept for when the partition comes back",
+				    w->cfg->topic, p->id, (long long)p->pending);
+		}
 		sched_drop_part(w, p, 1);
 		/* librdkafka keeps a partition's pause across an unassign and
 		 * the next assign: undo ours before letting it go */
