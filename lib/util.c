@@ -137,12 +137,6 @@ ts_err ts_random(void *buf, size_t len)
 	return TS_OK;
 }
 
-/* The bytes of a taskId. */
-static ts_err uuid_bytes(unsigned char r[16])
-{
-	return ts_random(r, 16);
-}
-
 #ifdef __SSE2__
 #include <emmintrin.h>
 
@@ -156,7 +150,7 @@ ts_err ts_uuid4(char *buf, size_t size)
 	unsigned char r[16];
 	char hex[32];
 
-	if (size < 37 || uuid_bytes(r) != TS_OK)
+	if (size < 37 || ts_random(r, sizeof r) != TS_OK)
 		return TS_ERR_INTERNAL;
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
@@ -210,7 +204,7 @@ ts_err ts_uuid4(char *buf, size_t size)
 {
 	unsigned char r[16];
 
-	if (size < 37 || uuid_bytes(r) != TS_OK)
+	if (size < 37 || ts_random(r, sizeof r) != TS_OK)
 		return TS_ERR_INTERNAL;
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */

@@ -793,7 +793,8 @@ static void resume_pending(struct worker *w, rd_kafka_topic_partition_list_t *l)
 				    "unknown: %s)", w->cfg->topic, p->id,
 				    (long long)p->pending, rd_kafka_err2str(qe));
 			continue; /* kept: not committed */
-		} else if (e && q->elems[i].offset < p->pending) {
+		}
+		if (e && q->elems[i].offset < p->pending) {
 			e->offset = p->pending;
 			if (!c)
 				c = rd_kafka_topic_partition_list_new(q->cnt);
