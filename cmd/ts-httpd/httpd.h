@@ -80,6 +80,7 @@ struct request {
 	int64_t deadline_ms;      /* monotonic; when waiting for Kafka */
 	request *wprev, *wnext;   /* the wait list (oldest first) */
 	int in_wait;
+	request *pnext;           /* the produce list (event thread only) */
 
 	httpd_plan plan;          /* POST /tasks: items; notifications: payload */
 	ts_send_result sent;      /* notifications: the outcome */
@@ -131,6 +132,9 @@ struct httpd {
 
 	pthread_mutex_t lock;     /* requests' shared state, the wait list */
 	request *whead, *wtail;
+	/* Requests whose records go to librdkafka after this pass over the
+	 * connections (tasks_flush); event thread only. */
+	request *phead, **ptail;
 
 	atomic_int active;        /* requests begun and not completed */
 	atomic_int stopping;      /* SIGTERM: Connection: close, healthz 503 */
@@ -194,9 +198,12 @@ struct MHD_Connection *httpd_request_finish(request *r);
 /* ---- tasks.c ---- */
 
 ts_err tasks_start(httpd *h, ts_detail *d);
-/* Produce the ready items of r->plan (HTTPD_PRODUCE) and suspend the
- * connection until Kafka acknowledged them or they timed out. */
+/* Suspend the connection until Kafka acknowledged the ready items of
+ * r->plan (HTTPD_PRODUCE) or they timed out; tasks_flush produces them. */
 enum MHD_Result tasks_produce(request *r);
+/* Hand the records of every request tasks_produce took since the last
+ * call to librdkafka (event thread, after each pass of libmicrohttpd). */
+void tasks_flush(httpd *h);
 /* Answer a finished request (after resume). */
 enum MHD_Result tasks_answer(request *r);
 /* Answer what httpd_decide_body decided without producing (counted in

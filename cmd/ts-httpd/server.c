@@ -501,6 +501,7 @@ static void *loop_main(void *arg)
 			loop_quiesce(h);
 		timeout = tasks_serve(h, reports);
 		MHD_run(h->daemon);
+		tasks_flush(h);
 		httpd_log_flush(h, 0);
 		if (MHD_get_timeout(h->daemon, &mhd_ms) == MHD_YES &&
 		    mhd_ms < (MHD_UNSIGNED_LONG_LONG)timeout)

@@ -314,11 +314,8 @@ static void produce_all(request *r)
 enum MHD_Result tasks_produce(request *r)
 {
 	httpd *h = r->h;
-	struct MHD_Connection *resume = NULL;
 	int nready = (int)r->plan.nready;
 
-	/* Suspend before producing, so a report that comes at once finds
-	 * the connection suspended and can resume it. */
 	MHD_suspend_connection(r->conn);
 	pthread_mutex_lock(&h->lock);
 	r->phase = PHASE_WAITING;
@@ -334,14 +331,37 @@ enum MHD_Result tasks_produce(request *r)
 	h->wtail = r;
 	r->in_wait = 1;
 	pthread_mutex_unlock(&h->lock);
-	produce_all(r);
-	pthread_mutex_lock(&h->lock);
-	if (!r->done && --r->pending == 0)
-		resume = httpd_request_finish(r);
-	pthread_mutex_unlock(&h->lock);
-	if (resume)
-		MHD_resume_connection(resume);
+	/* Produced after this pass over the connections, with the others
+	 * that came in it: librdkafka's broker thread, woken by the first
+	 * record, sends what it finds, and records handed on one by one
+	 * between the reading of the next requests went out as a request of
+	 * a few records followed, one round trip later, by the rest. */
+	r->pnext = NULL;
+	if (!h->phead)
+		h->ptail = &h->phead;
+	*h->ptail = r;
+	h->ptail = &r->pnext;
 	return MHD_YES;
+}
+
+void tasks_flush(httpd *h)
+{
+	request *r = h->phead;
+
+	h->phead = NULL;
+	while (r) {
+		request *next = r->pnext;
+		struct MHD_Connection *resume = NULL;
+
+		produce_all(r);
+		pthread_mutex_lock(&h->lock);
+		if (!r->done && --r->pending == 0)
+			resume = httpd_request_finish(r);
+		pthread_mutex_unlock(&h->lock);
+		if (resume)
+			MHD_resume_connection(resume);
+		r = next;
+	}
 }
 
 enum MHD_Result tasks_answer_now(request *r, enum httpd_next next,
