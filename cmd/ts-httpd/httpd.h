@@ -177,6 +177,9 @@ ts_err httpd_server_start(httpd *h, ts_detail *d);
 void httpd_server_quiesce(httpd *h);
 /* Stop the event thread and the daemon. */
 void httpd_server_stop(httpd *h);
+/* Resume a connection from another thread than the event thread, and wake
+ * that thread to answer it (in external mode libmicrohttpd does not). */
+void httpd_resume_from(httpd *h, struct MHD_Connection *conn);
 /* Write out the buffered access log: when force, or when its oldest line
  * is 100 ms old. */
 void httpd_log_flush(httpd *h, int force);

@@ -65,7 +65,7 @@ static void deliver(httpd *h, int index, request *r)
 	httpd_request_unref(r);
 	pthread_mutex_unlock(&h->lock);
 	if (resume)
-		MHD_resume_connection(resume);
+		httpd_resume_from(h, resume);
 }
 
 static void *worker_main(void *arg)

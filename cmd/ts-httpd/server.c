@@ -602,6 +602,13 @@ void httpd_server_quiesce(httpd *h)
 	}
 }
 
+void httpd_resume_from(httpd *h, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	if (h->loop_running)
+		wake(h->wake_fd);
+}
+
 void httpd_server_stop(httpd *h)
 {
 	if (h->loop_running) {
