@@ -290,8 +290,15 @@ void submit_drain(submit *s)
 		}
 		/* Reports come a few at a time here: result lines go out when
 		 * the reports pause or every 10 ms, not after every poll (a
-		 * write(2) each was 9,000 system calls for 300,000 tasks). */
-		int served = rd_kafka_poll(s->rk, unflushed ? 10 : 100);
+		 * write(2) each was 9,000 system calls for 300,000 tasks).
+		 * rd_kafka_flush serves them as rd_kafka_poll would, and
+		 * while it runs librdkafka sends what it holds at once: the
+		 * last records of the input do not wait out linger.ms. */
+		long done = atomic_load(&s->delivered) + atomic_load(&s->failed);
+		int served;
+
+		rd_kafka_flush(s->rk, unflushed ? 10 : 100);
+		served = atomic_load(&s->delivered) + atomic_load(&s->failed) != done;
 		int64_t now = ts_mono_ms();
 
 		unflushed |= served > 0;
