@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <time.h>
 
 /* Fail unless the string hay contains needle (NULL hay fails). */
 #define assert_contains(hay, needle)                                          \
@@ -29,6 +30,19 @@ static inline int is_uuid4(const char *s)
 		}
 	}
 	return s[14] == '4' && strchr("89ab", s[19]) != NULL;
+}
+
+/* The second by CLOCK_REALTIME, the clock the timestamps under test are
+ * read from. Not time(2): it reads a coarser clock, up to a tick behind,
+ * so across the turn of a second it gave bounds a second before the
+ * timestamp (CI, under ASan: "1796555560 is not within the range
+ * 1796555558-1796555559"). */
+static inline time_t realtime_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
 }
 
 #endif
