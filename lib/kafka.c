@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
 /* Property names whose values must never be echoed. */
 static int looks_secret(const char *name)
@@ -305,53 +306,80 @@ int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt)
 	return mm2_partition(mm2_final(h), cnt);
 }
 
-int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t span,
-		       int32_t cnt)
+struct ts_steer_slot {
+	char id[36];
+	int32_t part;
+};
+
+void ts_kafka_steer_free(ts_steer *st)
 {
-	static const char hex[] = "0123456789abcdef";
-	uint32_t h, v = 0;
-
-	if (len < 4 || len % 4 || cnt < 1 || target < 0 || target >= cnt ||
-	    span < 1)
-		return 0;
-	/* every block but the last, once */
-	h = mm2_blocks((const unsigned char *)key, len - 4, len);
-	for (size_t i = len - 4; i < len; i++) {
-		const char *d = key[i] ? strchr(hex, key[i]) : NULL;
-		if (!d)
-			return 0;
-		v = v << 4 | (uint32_t)(d - hex);
-	}
-	for (uint32_t i = 0; i < 0x10000; i++) {
-		uint32_t u = (v + i) & 0xffff;
-		unsigned char last[4] = { (unsigned char)hex[u >> 12],
-					  (unsigned char)hex[u >> 8 & 15],
-					  (unsigned char)hex[u >> 4 & 15],
-					  (unsigned char)hex[u & 15] };
-		int32_t p = mm2_partition(mm2_final(mm2_block(h, last)), cnt);
-
-		/* p - target, counted around the end of the partitions */
-		if ((p >= target ? (int64_t)p - target
-				 : (int64_t)p + cnt - target) < span) {
-			memcpy(key + len - 4, last, 4);
-			return 1;
-		}
-	}
-	return 0;
+	free(st->kept);
+	free(st->slots);
+	memset(st, 0, sizeof *st);
 }
 
-void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt)
+/* Groups for cnt partitions, nothing kept. 0 when out of memory. */
+static int steer_reset(ts_steer *st, int32_t cnt)
 {
-	int32_t span;
+	/* in 64 bits: cnt + TS_STEER_GROUPS - 1 may not fit an int32_t */
+	int32_t span = (int32_t)(((int64_t)cnt + TS_STEER_GROUPS - 1) /
+				 TS_STEER_GROUPS);
+	int32_t groups = (int32_t)(((int64_t)cnt + span - 1) / span);
 
-	if (cnt < 2)
-		return;
-	span = cnt / TS_STEER_TRIES + (cnt % TS_STEER_TRIES != 0);
-	if (--st->left < 0 || st->to >= cnt) {
-		st->to = (st->to + span) % cnt;
+	ts_kafka_steer_free(st);
+	st->kept = calloc((size_t)groups, sizeof *st->kept);
+	/* not touched until an id is kept: only what is used is resident */
+	st->slots = malloc((size_t)groups * TS_STEER_KEEP * sizeof *st->slots);
+	if (!st->kept || !st->slots) {
+		ts_kafka_steer_free(st);
+		return 0;
+	}
+	st->cnt = cnt;
+	st->span = span;
+	st->groups = groups;
+	st->group = groups - 1; /* the first run goes to group 0 */
+	st->left = 0;
+	return 1;
+}
+
+ts_err ts_kafka_new_id(ts_steer *st, char *id, size_t size, int32_t cnt,
+		       int32_t *part)
+{
+	*part = -1;
+	if (size < 37)
+		return TS_ERR_INTERNAL;
+	if (cnt < 2 || (cnt != st->cnt && !steer_reset(st, cnt)))
+		return ts_uuid4(id, size); /* not steered */
+	if (--st->left < 0) {
+		st->group = (st->group + 1) % st->groups;
 		st->left = TS_STEER_RUN - 1;
 	}
-	ts_kafka_steer_key(id, 36, st->to, span, cnt);
+	for (;;) {
+		int32_t g = st->group, p;
+		ts_steer_slot *slot;
+		ts_err err;
+
+		if (st->kept[g]) {
+			slot = &st->slots[(size_t)g * TS_STEER_KEEP + --st->kept[g]];
+			memcpy(id, slot->id, 36);
+			id[36] = '\0';
+			*part = slot->part;
+			return TS_OK;
+		}
+		if ((err = ts_uuid4(id, size)))
+			return err;
+		p = ts_kafka_partition_of(id, 36, cnt);
+		if (p / st->span == g) {
+			*part = p;
+			return TS_OK;
+		}
+		g = p / st->span;
+		if (st->kept[g] < TS_STEER_KEEP) { /* else drawn in vain */
+			slot = &st->slots[(size_t)g * TS_STEER_KEEP + st->kept[g]++];
+			memcpy(slot->id, id, 36);
+			slot->part = p;
+		}
+	}
 }
 
 int ts_kafka_keys_by_murmur2(rd_kafka_t *rk)

@@ -9,6 +9,8 @@
 #ifndef TS_KAFKA_H
 #define TS_KAFKA_H
 
+#include <stdint.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
@@ -47,43 +49,51 @@ ts_err ts_kafka_classify(rd_kafka_resp_err_t err);
  * librdkafka's murmur2 partitioners place a record with that key. */
 int32_t ts_kafka_partition_of(const void *key, size_t len, int32_t cnt);
 
-/* Rewrite the last 4 characters of key (len >= 4, a multiple of 4; those
- * four lower-case hex digits, as a random UUID ends) to the first value,
- * counting up from theirs, that places key on one of the span (>= 1)
- * partitions target, target + 1, ... (around the end to 0) of cnt.
- * Returns 1 when done, 0 when no 4-digit ending does (key unchanged). */
-int ts_kafka_steer_key(char *key, size_t len, int32_t target, int32_t span,
-		       int32_t cnt);
-
-/* Generated taskIds in a row drawn to one partition by ts_kafka_steer_id. */
+/* Generated taskIds in a row placed on one partition by ts_kafka_new_id. */
 #define TS_STEER_RUN 256
 
-/* Of every TS_STEER_TRIES endings ts_kafka_steer_id tries, one fits, on
- * average: with more partitions than that, a run goes to a group of them. */
-#define TS_STEER_TRIES 32
+/* At most this many groups of partitions: with more partitions than that, a
+ * run goes to a group of them. */
+#define TS_STEER_GROUPS 32
 
-/* The run a generator of ids is in: its first partition, ids left in it. */
+/* Ids kept per group for later runs (see ts_kafka_new_id). */
+#define TS_STEER_KEEP 512
+
+typedef struct ts_steer_slot ts_steer_slot;
+
+/* The run a generator of ids is in, and the ids it keeps. Zeroed to start
+ * (no memory held yet); ts_kafka_steer_free when done. */
 typedef struct ts_steer {
-	int32_t to;
-	int left;
+	int32_t cnt;            /* the partition count the kept ids are for */
+	int32_t span;           /* partitions per group */
+	int32_t groups;
+	int32_t group;          /* the run's */
+	int left;               /* ids left in the run */
+	uint16_t *kept;         /* per group, ids kept */
+	ts_steer_slot *slots;   /* groups * TS_STEER_KEEP */
 } ts_steer;
 
-/* A generated taskId is its task's key (unless the task brings one), so it
- * decides the partition, and random ids spread every batch over every
+/* A new random taskId (ts_uuid4, 36 characters) in id (size >= 37).
+ * A generated taskId is its task's key (unless the task brings one), so
+ * it decides the partition, and random ids spread every batch over every
  * partition: a request and a report batch per partition for a few records
- * each. So the ids of each run of TS_STEER_RUN are drawn (by the last 4 of
- * their 122 random bits, ts_kafka_steer_key) to hash to one partition of
- * cnt, the next run to the next partition: each record still sits where
- * its key hashes, as any Kafka client would place it. A random ending fits
- * one partition of cnt, so finding one takes cnt hashes on average: with
- * more than TS_STEER_TRIES partitions a run goes to a group of
- * ceil(cnt / TS_STEER_TRIES) partitions in a row, and the next run to the
- * next group: the cost per id stays bounded (exact runs on 500 partitions
- * would take 500 hashes per id), and up to 32 partitions exact runs
- * measured as fast as groups or faster.
- * id is a UUID from ts_uuid4 (36 characters); cnt < 2 (not known yet, or
- * one partition) leaves it alone. */
-void ts_kafka_steer_id(ts_steer *st, char *id, int32_t cnt);
+ * each. So with cnt >= 2 partitions the ids come in runs of TS_STEER_RUN
+ * that murmur2 places on one partition, the next run on the next, as
+ * Kafka's clients batch records without a key (sticky partitioning); with
+ * more than TS_STEER_GROUPS partitions a run goes to a group of
+ * ceil(cnt / TS_STEER_GROUPS) partitions in a row. Each record still sits
+ * where murmur2 of its key puts it, as any Kafka client would place it.
+ * An id is drawn at random, and kept for a later run when it hashes to
+ * another group than the run's (up to TS_STEER_KEEP per group): so each
+ * id costs about one draw and one hash, whatever the count.
+ * *part gets the partition of id among cnt, or -1 when cnt < 2 (not known
+ * yet, or one partition: not steered, nothing kept).
+ * Errors: TS_ERR_INTERNAL (no randomness). */
+ts_err ts_kafka_new_id(ts_steer *st, char *id, size_t size, int32_t cnt,
+		       int32_t *part);
+
+/* The ids kept, freed; st is zeroed. */
+void ts_kafka_steer_free(ts_steer *st);
 
 /* 1 when the producer's topics place keyed records by murmur2 (the
  * partitioner property is murmur2 or murmur2_random, as by default), so

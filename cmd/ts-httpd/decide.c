@@ -367,13 +367,19 @@ static int prepare(const httpd_rules *rules, const httpd_head *head, item *it,
 	char msg[128], id[40];
 
 	opts.default_id = head->idem_key;
-	if (!head->idem_key && ts_uuid4(id, sizeof id) == TS_OK) {
-		if (rules->steer)
-			ts_kafka_steer_id(&rules->steer->run, id,
+	if (!head->idem_key) {
+		int32_t part;
+		ts_err idr = rules->steer
+			? ts_kafka_new_id(&rules->steer->run, id, sizeof id,
 					  atomic_load_explicit(&rules->steer->partitions,
-							       memory_order_relaxed));
-		opts.default_id = id;
-		opts.default_id_generated = 1;
+							       memory_order_relaxed),
+					  &part)
+			: ts_uuid4(id, sizeof id);
+
+		if (idr == TS_OK) {
+			opts.default_id = id;
+			opts.default_id_generated = 1;
+		}
 	}
 	opts.default_traceparent = head->traceparent;
 	err = ts_task_encode(data, len, &opts, &t, &it->env, &d);

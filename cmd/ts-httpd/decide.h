@@ -31,7 +31,7 @@ enum route {
 };
 
 /* Generated taskIds come in runs on one partition, or a group of them
- * (ts_kafka_steer_id);
+ * (ts_kafka_new_id);
  * the partition count is what the main thread's metadata requests say. */
 typedef struct httpd_steer {
 	ts_steer run;             /* the event thread's alone */

@@ -190,6 +190,7 @@ static void cleanup(httpd *h)
 	httpd_server_stop(h);
 	notify_stop(h);
 	tasks_stop(h, 0);
+	ts_kafka_steer_free(&h->steer.run); /* the event thread's, stopped */
 	httpd_log_flush(h, 1);
 	ts_buf_free(&h->log);
 	if (h->listen_fd >= 0)

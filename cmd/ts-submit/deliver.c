@@ -512,13 +512,16 @@ static void produce_run(submit *s, const batch *b)
  * current: a topic that grows mid-stream is placed by its new count from
  * the next call on, as soon as librdkafka knows it. UA also while the count
  * is not known, and when murmur2 does not place keys (count 0). */
-static int32_t run_partition(submit *s, const char *key, size_t key_len)
+static int32_t run_partition(submit *s, const entry *e, const char *key,
+			     size_t key_len)
 {
 	int32_t cnt = atomic_load_explicit(&s->partition_cnt,
 					   memory_order_relaxed);
 
 	if (s->run_n == 0 || cnt <= 0)
 		return RD_KAFKA_PARTITION_UA;
+	if (!e->has_key && e->id_cnt == cnt) /* hashed when it was drawn */
+		return e->id_part;
 	return ts_kafka_partition_of(key, key_len, cnt);
 }
 
@@ -556,7 +559,7 @@ static void deliver_one(submit *s, const batch *b, const entry *e)
 	if (!tp) { /* the batch API takes no headers */
 		m = &s->run[s->run_n];
 		memset(m, 0, sizeof *m);
-		m->partition = run_partition(s, key, key_len);
+		m->partition = run_partition(s, e, key, key_len);
 		m->payload = (void *)env;
 		m->len = e->env_len;
 		m->key = (void *)key;

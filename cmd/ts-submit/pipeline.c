@@ -120,8 +120,11 @@ static void encoded(submit *s, encoder *enc, batch *b, entry *e, ts_task *t,
 	/* used: take a new one next time (t's bytes after its NUL may
 	 * never have been written: compare only up to it) */
 	if (e->id_len == sizeof enc->next_id - 1 &&
-	    memcmp(t->task_id, enc->next_id, sizeof enc->next_id - 1) == 0)
+	    memcmp(t->task_id, enc->next_id, sizeof enc->next_id - 1) == 0) {
 		enc->next_id[0] = '\0';
+		e->id_part = enc->next_part;
+		e->id_cnt = enc->next_cnt;
+	}
 	e->out_off = mark;
 	e->env_len = b->out.len - mark;
 	if (e->env_len > s->max_task) {
@@ -163,15 +166,18 @@ out:
 
 /* A taskId for the next task that has none, or 0. Once the partition
  * count is known, ids come in runs on one partition, or a group of them
- * (ts_kafka_steer_id). */
+ * (ts_kafka_new_id), and each id's partition is known. */
 static int offer_id(submit *s, encoder *enc)
 {
 	if (!enc->next_id[0]) {
-		if (ts_uuid4(enc->next_id, sizeof enc->next_id) != TS_OK)
+		int32_t cnt = atomic_load_explicit(&s->partition_cnt,
+						   memory_order_relaxed);
+
+		if (ts_kafka_new_id(&enc->steer, enc->next_id,
+				    sizeof enc->next_id, cnt,
+				    &enc->next_part) != TS_OK)
 			return 0;
-		ts_kafka_steer_id(&enc->steer, enc->next_id,
-				  atomic_load_explicit(&s->partition_cnt,
-						       memory_order_relaxed));
+		enc->next_cnt = enc->next_part < 0 ? 0 : cnt;
 	}
 	enc->opts.default_id = enc->next_id;
 	enc->opts.default_id_generated = 1; /* ts_uuid4() wrote it */
@@ -466,6 +472,9 @@ void pipeline_stop(submit *s)
 		p->spare = b->next;
 		batch_free(b);
 	}
+	ts_kafka_steer_free(&p->inline_enc.steer);
+	for (int i = 0; i < p->nworkers; i++)
+		ts_kafka_steer_free(&p->encoders[i].steer);
 	free(p->workers);
 	free(p->encoders);
 	p->workers = NULL;

@@ -55,6 +55,8 @@ typedef struct inflight {
 /* One encoding context per thread that encodes. */
 typedef struct encoder {
 	char next_id[37];     /* offered as taskId to the next task */
+	int32_t next_part;    /* its partition among next_cnt (ts_kafka_new_id) */
+	int32_t next_cnt;     /* 0: not known */
 	ts_task_opts opts;
 	ts_steer steer;       /* the run its generated ids are in */
 } encoder;
@@ -70,6 +72,8 @@ typedef struct entry {
 	size_t env_len;
 	unsigned char id_len, type_len, has_key, has_tp;
 	uint16_t key_len;
+	int32_t id_part, id_cnt;  /* a generated taskId's partition among
+				   * id_cnt (0: not known, or not generated) */
 } entry;
 
 typedef struct batch {

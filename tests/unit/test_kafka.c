@@ -372,92 +372,86 @@ static void test_partition_of(void **state)
 	rd_kafka_destroy(rk);
 }
 
-/* ts_kafka_steer_key changes only the last four hex digits, and the key
- * then lands where asked: on the target, or within span partitions of it
- * (around the end); a key it cannot steer is left alone. */
-static void test_steer_key(void **state)
+/* A random UUID v4 as ts_uuid4 writes it: 8-4-4-4-12 lower-case hex,
+ * version 4, variant 10. */
+static void assert_uuid4(const char *id)
 {
-	char id[] = "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3c4d", orig[sizeof id];
-
-	(void)state;
-	for (int32_t cnt = 1; cnt <= 64; cnt++)
-		for (int32_t target = 0; target < cnt; target++) {
-			memcpy(orig, id, sizeof id);
-			assert_int_equal(ts_kafka_steer_key(id, 36, target, 1, cnt), 1);
-			assert_int_equal(ts_kafka_partition_of(id, 36, cnt), target);
-			assert_memory_equal(id, orig, 32);
-			for (int i = 32; i < 36; i++)
-				assert_non_null(strchr("0123456789abcdef", id[i]));
-			for (int32_t span = 2; span <= cnt; span += 3) {
-				int32_t p;
-
-				assert_int_equal(ts_kafka_steer_key(id, 36, target, span, cnt), 1);
-				p = ts_kafka_partition_of(id, 36, cnt);
-				assert_true((p - target + cnt) % cnt < span);
-				assert_memory_equal(id, orig, 32);
-			}
-		}
-	/* already in place: unchanged */
-	int32_t p = ts_kafka_partition_of(id, 36, 12);
-	memcpy(orig, id, sizeof id);
-	assert_int_equal(ts_kafka_steer_key(id, 36, p, 1, 12), 1);
-	assert_string_equal(id, orig);
-	assert_int_equal(ts_kafka_steer_key(id, 36, (p + 11) % 12, 2, 12), 1);
-	assert_string_equal(id, orig);
-	/* not hex at the end, a length not a multiple of 4, a bad target or
-	 * span */
-	char bad[] = "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3cZZ";
-	assert_int_equal(ts_kafka_steer_key(bad, 36, 1, 1, 4), 0);
-	assert_string_equal(bad, "0f3c9a52-7d1e-4b6a-9c2f-5e8d0a1b3cZZ");
-	assert_int_equal(ts_kafka_steer_key(id, 35, 1, 1, 4), 0);
-	assert_int_equal(ts_kafka_steer_key(id, 36, 4, 1, 4), 0);
-	assert_int_equal(ts_kafka_steer_key(id, 36, -1, 1, 4), 0);
-	assert_int_equal(ts_kafka_steer_key(id, 36, 1, 0, 4), 0);
-	assert_string_equal(id, orig);
+	assert_int_equal(strlen(id), 36);
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			assert_int_equal(id[i], '-');
+		else
+			assert_non_null(strchr("0123456789abcdef", id[i]));
+	}
+	assert_int_equal(id[14], '4');
+	assert_non_null(strchr("89ab", id[19]));
 }
 
-/* ts_kafka_steer_id: runs of TS_STEER_RUN ids on one partition, the next
- * run on the next; beyond TS_STEER_TRIES partitions, runs on groups of
- * ceil(cnt / TS_STEER_TRIES) partitions, the next run on the next group;
- * only the last 4 digits change; cnt < 2 changes nothing. */
-static void test_steer_id(void **state)
+static int cmp_id(const void *a, const void *b)
 {
-	ts_steer st = { 0 };
-	char id[40], orig[40];
+	return strcmp(a, b);
+}
+
+/* ts_kafka_new_id: runs of TS_STEER_RUN ids on one partition, the next run
+ * on the next; beyond TS_STEER_GROUPS partitions, runs on groups of
+ * ceil(cnt / TS_STEER_GROUPS) partitions in a row; the partition given is
+ * murmur2's; ids are random UUIDs, none twice, kept ones included. */
+static void test_new_id(void **state)
+{
+	static const int32_t counts[] = { 2, 3, 4, 12, 32, 33, 127, 400 };
+	enum { N = 12 * TS_STEER_RUN };
+	char (*ids)[37] = malloc(sizeof *ids * N);
 
 	(void)state;
-	for (int i = 0; i < 5 * TS_STEER_RUN; i++) {
-		assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
-		memcpy(orig, id, sizeof id);
-		ts_kafka_steer_id(&st, id, 3);
-		assert_int_equal(ts_kafka_partition_of(id, 36, 3),
-				 (i / TS_STEER_RUN + 1) % 3);
-		assert_memory_equal(id, orig, 32);
-		assert_int_equal(strlen(id), 36);
-	}
-	/* 4 * TS_STEER_TRIES - 1 partitions: groups of 4, each run starting
-	 * 4 on, around the end */
-	memset(&st, 0, sizeof st);
-	for (int i = 0; i < 40 * TS_STEER_RUN; i++) {
-		int32_t cnt = 4 * TS_STEER_TRIES - 1, p;
-		int32_t from = (i / TS_STEER_RUN + 1) * 4 % cnt;
+	assert_non_null(ids);
+	for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+		int32_t cnt = counts[c], part;
+		int32_t span = (cnt + TS_STEER_GROUPS - 1) / TS_STEER_GROUPS;
+		int32_t groups = (cnt + span - 1) / span;
+		ts_steer st = { 0 };
 
-		assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
-		ts_kafka_steer_id(&st, id, cnt);
-		p = ts_kafka_partition_of(id, 36, cnt);
-		assert_true((p - from + cnt) % cnt < 4);
+		for (int i = 0; i < N; i++) {
+			char id[40];
+
+			assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, cnt, &part), TS_OK);
+			assert_uuid4(id);
+			assert_int_equal(part, ts_kafka_partition_of(id, 36, cnt));
+			assert_int_equal(part / span, (i / TS_STEER_RUN) % groups);
+			memcpy(ids[i], id, sizeof ids[i]);
+		}
+		qsort(ids, N, sizeof *ids, cmp_id);
+		for (int i = 1; i < N; i++)
+			assert_true(strcmp(ids[i - 1], ids[i]) != 0);
+		ts_kafka_steer_free(&st);
+		assert_null(st.slots);
 	}
-	/* fewer partitions than the run was on: the next one in range */
-	st.to = 5, st.left = 100;
-	assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
-	ts_kafka_steer_id(&st, id, 2);
-	assert_int_equal(ts_kafka_partition_of(id, 36, 2), 0);
+	free(ids);
+}
+
+/* A count that changes starts over on the new one (the kept ids were for
+ * the old); cnt < 2 (not known, one partition) steers nothing. */
+static void test_new_id_count_changes(void **state)
+{
+	ts_steer st = { 0 };
+	char id[40];
+	int32_t part;
+
+	(void)state;
+	for (int i = 0; i < TS_STEER_RUN + 10; i++)
+		assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, 4, &part), TS_OK);
+	assert_int_equal(part, 1); /* into the second run */
+	for (int i = 0; i < 3 * TS_STEER_RUN; i++) {
+		assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, 6, &part), TS_OK);
+		assert_int_equal(part, ts_kafka_partition_of(id, 36, 6));
+		assert_int_equal(part, i / TS_STEER_RUN);
+	}
 	for (int32_t cnt = -1; cnt < 2; cnt++) {
-		assert_int_equal(ts_uuid4(id, sizeof id), TS_OK);
-		memcpy(orig, id, sizeof id);
-		ts_kafka_steer_id(&st, id, cnt);
-		assert_string_equal(id, orig);
+		assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, cnt, &part), TS_OK);
+		assert_uuid4(id);
+		assert_int_equal(part, -1);
 	}
+	assert_int_equal(ts_kafka_new_id(&st, id, 36, 4, &part), TS_ERR_INTERNAL);
+	ts_kafka_steer_free(&st);
 }
 
 /* Steering is for murmur2 placement only: the default, or murmur2 named;
@@ -500,8 +494,8 @@ int main(void)
 		T_(test_classify),
 		T_(test_list_properties),
 		T_(test_partition_of),
-		T_(test_steer_key),
-		T_(test_steer_id),
+		T_(test_new_id),
+		T_(test_new_id_count_changes),
 		T_(test_keys_by_murmur2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
