@@ -318,13 +318,17 @@ void ts_kafka_steer_free(ts_steer *st)
 	memset(st, 0, sizeof *st);
 }
 
+/* The group of partition p: groups of consecutive partitions, their sizes
+ * at most one apart (so that each is drawn about as often). */
+static int32_t steer_group(const ts_steer *st, int32_t p)
+{
+	return (int32_t)((int64_t)p * st->groups / st->cnt);
+}
+
 /* Groups for cnt partitions, nothing kept. 0 when out of memory. */
 static int steer_reset(ts_steer *st, int32_t cnt)
 {
-	/* in 64 bits: cnt + TS_STEER_GROUPS - 1 may not fit an int32_t */
-	int32_t span = (int32_t)(((int64_t)cnt + TS_STEER_GROUPS - 1) /
-				 TS_STEER_GROUPS);
-	int32_t groups = (int32_t)(((int64_t)cnt + span - 1) / span);
+	int32_t groups = cnt < TS_STEER_GROUPS ? cnt : TS_STEER_GROUPS;
 
 	ts_kafka_steer_free(st);
 	st->kept = calloc((size_t)groups, sizeof *st->kept);
@@ -335,7 +339,6 @@ static int steer_reset(ts_steer *st, int32_t cnt)
 		return 0;
 	}
 	st->cnt = cnt;
-	st->span = span;
 	st->groups = groups;
 	st->group = groups - 1; /* the first run goes to group 0 */
 	st->left = 0;
@@ -369,11 +372,11 @@ ts_err ts_kafka_new_id(ts_steer *st, char *id, size_t size, int32_t cnt,
 		if ((err = ts_uuid4(id, size)))
 			return err;
 		p = ts_kafka_partition_of(id, 36, cnt);
-		if (p / st->span == g) {
+		if (steer_group(st, p) == g) {
 			*part = p;
 			return TS_OK;
 		}
-		g = p / st->span;
+		g = steer_group(st, p);
 		if (st->kept[g] < TS_STEER_KEEP) { /* else drawn in vain */
 			slot = &st->slots[(size_t)g * TS_STEER_KEEP + st->kept[g]++];
 			memcpy(slot->id, id, 36);

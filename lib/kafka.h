@@ -65,8 +65,7 @@ typedef struct ts_steer_slot ts_steer_slot;
  * (no memory held yet); ts_kafka_steer_free when done. */
 typedef struct ts_steer {
 	int32_t cnt;            /* the partition count the kept ids are for */
-	int32_t span;           /* partitions per group */
-	int32_t groups;
+	int32_t groups;         /* of partitions in a row, as even as can be */
 	int32_t group;          /* the run's */
 	int left;               /* ids left in the run */
 	uint16_t *kept;         /* per group, ids kept */
@@ -81,7 +80,8 @@ typedef struct ts_steer {
  * that murmur2 places on one partition, the next run on the next, as
  * Kafka's clients batch records without a key (sticky partitioning); with
  * more than TS_STEER_GROUPS partitions a run goes to a group of
- * ceil(cnt / TS_STEER_GROUPS) partitions in a row. Each record still sits
+ * partitions in a row, one of TS_STEER_GROUPS groups whose sizes are at
+ * most one apart. Each record still sits
  * where murmur2 of its key puts it, as any Kafka client would place it.
  * An id is drawn at random, and kept for a later run when it hashes to
  * another group than the run's (up to TS_STEER_KEEP per group): so each

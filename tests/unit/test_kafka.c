@@ -393,8 +393,8 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /* ts_kafka_new_id: runs of TS_STEER_RUN ids on one partition, the next run
- * on the next; beyond TS_STEER_GROUPS partitions, runs on groups of
- * ceil(cnt / TS_STEER_GROUPS) partitions in a row; the partition given is
+ * on the next; beyond TS_STEER_GROUPS partitions, runs on TS_STEER_GROUPS
+ * groups of partitions in a row, as even as can be; the partition given is
  * murmur2's; ids are random UUIDs, none twice, kept ones included. */
 static void test_new_id(void **state)
 {
@@ -406,8 +406,7 @@ static void test_new_id(void **state)
 	assert_non_null(ids);
 	for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
 		int32_t cnt = counts[c], part;
-		int32_t span = (cnt + TS_STEER_GROUPS - 1) / TS_STEER_GROUPS;
-		int32_t groups = (cnt + span - 1) / span;
+		int32_t groups = cnt < TS_STEER_GROUPS ? cnt : TS_STEER_GROUPS;
 		ts_steer st = { 0 };
 
 		for (int i = 0; i < N; i++) {
@@ -416,7 +415,9 @@ static void test_new_id(void **state)
 			assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, cnt, &part), TS_OK);
 			assert_uuid4(id);
 			assert_int_equal(part, ts_kafka_partition_of(id, 36, cnt));
-			assert_int_equal(part / span, (i / TS_STEER_RUN) % groups);
+			/* group g: partitions ceil(g * cnt / groups) on */
+			assert_int_equal((int64_t)part * groups / cnt,
+					 (i / TS_STEER_RUN) % groups);
 			memcpy(ids[i], id, sizeof ids[i]);
 		}
 		qsort(ids, N, sizeof *ids, cmp_id);
