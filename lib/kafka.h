@@ -81,8 +81,8 @@ typedef struct ts_steer {
  * Kafka's clients batch records without a key (sticky partitioning); with
  * more than TS_STEER_GROUPS partitions a run goes to a group of
  * partitions in a row, one of TS_STEER_GROUPS groups whose sizes are at
- * most one apart. Each record still sits
- * where murmur2 of its key puts it, as any Kafka client would place it.
+ * most one apart. Each record still sits where murmur2 of its key puts
+ * it, as any Kafka client would place it.
  * An id is drawn at random, and kept for a later run when it hashes to
  * another group than the run's (up to TS_STEER_KEEP per group): so each
  * id costs about one draw and one hash, whatever the count.
