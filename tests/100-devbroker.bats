@@ -117,8 +117,11 @@ metadata() {
 	[ "$(jq -r -s 'map(.payload) | join(",")' <<<"$output")" = "on2" ]
 }
 
-@test "--control: rtt, bad lines answered on stderr, EOF on stdin keeps it serving" {
-	printf 'rtt 1 20\nrtt -1 0\nbogus 1\ndown 7\nup\n\ndown 1\nup 1\n' >"$BATS_TEST_TMPDIR/ctl"
+@test "--control: rtt, err, clear, bad lines answered on stderr, EOF on stdin keeps it serving" {
+	printf '%s\n' 'rtt 1 20' 'rtt -1 0' 'bogus 1' 'down 7' 'up' '' \
+		'err OffsetCommit 3 27' 'err heartbeat 1 22' 'clear OffsetCommit' \
+		'err Nope 1 27' 'err Produce 0 10' 'err Produce 1 98' 'clear' \
+		'down 1' 'up 1' >"$BATS_TEST_TMPDIR/ctl"
 	dir=$BATS_TEST_TMPDIR
 	ts-devbroker --control --topic c:1 <"$dir/ctl" >"$dir/out" 2>"$dir/err" &
 	pid=$!
@@ -128,14 +131,22 @@ metadata() {
 	[[ ${lines[0]} =~ ^127\.0\.0\.1:[0-9]+$ ]]
 	[ "${lines[1]}" = "ok rtt 1 20" ]
 	[ "${lines[2]}" = "ok rtt -1 0" ]
-	[ "${lines[3]}" = "ok down 1" ]
-	[ "${lines[4]}" = "ok up 1" ]
-	[ "${#lines[@]}" -eq 5 ]
+	[ "${lines[3]}" = "ok err OffsetCommit 3 27" ]
+	[ "${lines[4]}" = "ok err Heartbeat 1 22" ]
+	[ "${lines[5]}" = "ok clear OffsetCommit" ]
+	[ "${lines[6]}" = "ok down 1" ]
+	[ "${lines[7]}" = "ok up 1" ]
+	[ "${#lines[@]}" -eq 8 ]
 	run cat "$dir/err"
-	[ "${lines[0]}" = 'ts-devbroker: control: not understood: bogus 1 (want `down ID`, `up ID` or `rtt ID MS`)' ]
+	want='(want `down ID`, `up ID`, `rtt ID MS`, `err API COUNT CODE` or `clear API`)'
+	[ "${lines[0]}" = "ts-devbroker: control: not understood: bogus 1 $want" ]
 	[ "${lines[1]}" = 'ts-devbroker: control: down 7: no broker 7 (ids are 1..1, or -1 for all)' ]
-	[ "${lines[2]}" = 'ts-devbroker: control: not understood: up (want `down ID`, `up ID` or `rtt ID MS`)' ]
-	[ "${#lines[@]}" -eq 3 ]
+	[ "${lines[2]}" = "ts-devbroker: control: not understood: up $want" ]
+	[[ ${lines[3]} == "ts-devbroker: control: err Nope 1 27: no request Nope (known: Produce, Fetch, "*", OffsetCommit, "*", Heartbeat, "*")" ]]
+	[ "${lines[4]}" = "ts-devbroker: control: err Produce 0 10: COUNT: '0' is not a whole number from 1 to 1000000" ]
+	[ "${lines[5]}" = "ts-devbroker: control: err Produce 1 98: CODE: '98' is not a whole number from 1 to 97" ]
+	[ "${lines[6]}" = "ts-devbroker: control: not understood: clear $want" ]
+	[ "${#lines[@]}" -eq 7 ]
 	# stdin is at its end, and the broker still serves
 	boot=$(head -n1 "$dir/out")
 	printf 'still here\n' | timeout 20 kcat -P -b "$boot" -t c
@@ -146,6 +157,26 @@ metadata() {
 	rc=0
 	exit_status "$pid" || rc=$?
 	[ "$rc" -eq 0 ]
+}
+
+@test "--control: err fails the next COUNT requests of one kind with the code given, clear drops the rest" {
+	start_broker 1
+	ctl_out=$(dirname "$TS_BROKER_CTL")/stdout
+	# MESSAGE_TOO_LARGE (10) is not retried: the producer fails at once
+	broker_ctl "err Produce 1 10"
+	wait_for grep -qx 'ok err Produce 1 10' "$ctl_out"
+	run timeout 30 kcat -P -b "$TS_BROKERS" -t "$TS_TOPIC" -p 0 -X message.timeout.ms=5000 <<<"refused"
+	[ "$status" -ne 0 ]
+	[[ $output == *"Message size too large"* ]]
+	# only one: the next is stored
+	printf 'second\n' | timeout 30 kcat -P -b "$TS_BROKERS" -t "$TS_TOPIC" -p 0 -X message.timeout.ms=5000
+	broker_ctl "err Produce 5 10"
+	broker_ctl "clear Produce"
+	wait_for grep -qx 'ok clear Produce' "$ctl_out"
+	printf 'third\n' | timeout 30 kcat -P -b "$TS_BROKERS" -t "$TS_TOPIC" -p 0 -X message.timeout.ms=5000
+	run consume "$TS_TOPIC" 2
+	[ "$status" -eq 0 ]
+	[ "$(jq -r -s 'map(.payload) | join(",")' <<<"$output")" = "second,third" ]
 }
 
 @test "SIGTERM and SIGINT stop it cleanly with exit 0" {

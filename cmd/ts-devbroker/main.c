@@ -3,8 +3,9 @@
  * It is librdkafka's mock cluster (rdkafka_mock.h) behind a command line:
  * create the topics asked for, print the bootstrap list as the first line
  * of stdout, serve until SIGTERM/SIGINT. With --control it reads
- * fault-injection lines on stdin (`down ID`, `up ID`, `rtt ID MS`) and
- * answers each with `ok ...` on stdout, or an error line on stderr.
+ * fault-injection lines on stdin (`down ID`, `up ID`, `rtt ID MS`,
+ * `err API COUNT CODE`, `clear API`) and answers each with `ok ...` on
+ * stdout, or an error line on stderr.
  * Never for production: no persistence, bounded retention.
  *
  * Its options are its own (not the shared loader): here --brokers is a
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -60,7 +62,9 @@ static void usage(FILE *out)
 		"  -t, --topic NAME[:PARTS]  create topic NAME (repeatable); other topics are\n"
 		"                         created on first use with 4 partitions\n"
 		"  -C, --control          read `down ID`, `up ID`, `rtt ID MS` lines on stdin\n"
-		"                         (ID -1 means every broker); answers `ok ...` on stdout\n"
+		"                         (ID -1 means every broker), `err API COUNT CODE` (the\n"
+		"                         next COUNT API requests fail with Kafka error CODE)\n"
+		"                         and `clear API`; answers `ok ...` on stdout\n"
 		"  -q, --quiet            only errors on stderr\n"
 		"  -v, --verbose          more on stderr\n"
 		"  -h, --help             this text\n"
@@ -285,6 +289,80 @@ static int create_topic(devbroker *db, const char *arg)
 	return -1;
 }
 
+/* The requests `err` and `clear` name: the Kafka protocol's ApiKeys of
+ * those whose handler in the 2.0.2 mock takes an injected error. */
+static const struct {
+	const char *name;
+	int16_t key;
+} apis[] = {
+	{"Produce", 0},      {"Fetch", 1},        {"ListOffsets", 2},
+	{"OffsetCommit", 8}, {"OffsetFetch", 9},  {"FindCoordinator", 10},
+	{"JoinGroup", 11},   {"Heartbeat", 12},   {"LeaveGroup", 13},
+	{"SyncGroup", 14},
+};
+
+#define CONTROL_WANT "(want `down ID`, `up ID`, `rtt ID MS`, `err API COUNT CODE` or `clear API`)"
+#define MAX_ERRORS 1000000
+
+/* The index in apis of NAME (any case), or -1 with an error logged. */
+static int api_find(const char *line, const char *name)
+{
+	char known[256] = "";
+
+	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++)
+		if (!strcasecmp(name, apis[i].name))
+			return (int)i;
+	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++)
+		snprintf(known + strlen(known), sizeof known - strlen(known),
+			 "%s%s", i ? ", " : "", apis[i].name);
+	ts_log_error("control: %s: no request %s (known: %s)", line, name, known);
+	return -1;
+}
+
+/* `err API COUNT CODE`: the next COUNT requests API (from any client, to
+ * any broker) are answered with Kafka error CODE; `clear API` drops those
+ * not used yet. Answers on stdout (ok) or stderr (error). */
+static void control_err(devbroker *db, const char *line)
+{
+	char cmd[16], api[32], count[16], code[16], extra[2];
+	char what[CONTROL_LINE_MAX + 16];
+	rd_kafka_resp_err_t *errs;
+	int a, n, cnt, ec;
+
+	n = sscanf(line, "%15s %31s %15s %15s %1s", cmd, api, count, code, extra);
+	if (!((!strcmp(cmd, "err") && n == 4) || (!strcmp(cmd, "clear") && n == 2))) {
+		ts_log_error("control: not understood: %s " CONTROL_WANT, line);
+		return;
+	}
+	if ((a = api_find(line, api)) < 0)
+		return;
+	if (!strcmp(cmd, "clear")) {
+		rd_kafka_mock_clear_request_errors(db->mc, apis[a].key);
+		printf("ok clear %s\n", apis[a].name);
+		fflush(stdout);
+		return;
+	}
+	snprintf(what, sizeof what, "control: %s: COUNT", line);
+	if ((cnt = parse_count(what, count, 1, MAX_ERRORS)) < 0)
+		return;
+	/* librdkafka 2.0.2 names every code from 1 to END_ALL - 1 */
+	snprintf(what, sizeof what, "control: %s: CODE", line);
+	if ((ec = parse_count(what, code, 1, RD_KAFKA_RESP_ERR_END_ALL - 1)) < 0)
+		return;
+	errs = malloc((size_t)cnt * sizeof *errs);
+	if (!errs) {
+		ts_log_error("control: %s: out of memory", line);
+		return;
+	}
+	for (int i = 0; i < cnt; i++)
+		errs[i] = (rd_kafka_resp_err_t)ec;
+	rd_kafka_mock_push_request_errors_array(db->mc, apis[a].key,
+						(size_t)cnt, errs);
+	free(errs);
+	printf("ok err %s %d %d\n", apis[a].name, cnt, ec);
+	fflush(stdout);
+}
+
 /* One control line. Answers on stdout (ok) or stderr (error). */
 static void control_line(devbroker *db, char *line)
 {
@@ -295,6 +373,10 @@ static void control_line(devbroker *db, char *line)
 	n = sscanf(line, "%15s %d %d %1s", cmd, &id, &ms, extra);
 	if (n <= 0)
 		return; /* blank line */
+	if (!strcmp(cmd, "err") || !strcmp(cmd, "clear")) {
+		control_err(db, line);
+		return;
+	}
 	if (n >= 2 && id != -1 && (id < 1 || id > db->brokers)) {
 		ts_log_error("control: %s: no broker %d (ids are 1..%d, or -1 for all)",
 			     line, id, db->brokers);
@@ -307,8 +389,7 @@ static void control_line(devbroker *db, char *line)
 	else if (!strcmp(cmd, "rtt") && n == 3 && ms >= 0)
 		err = rd_kafka_mock_broker_set_rtt(db->mc, id, ms);
 	else {
-		ts_log_error("control: not understood: %s (want `down ID`, `up ID` or `rtt ID MS`)",
-			     line);
+		ts_log_error("control: not understood: %s " CONTROL_WANT, line);
 		return;
 	}
 	if (err) {
