@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # ts-worker in a consumer group: two workers share the partitions, a
-# rebalance (one joining, one killed -9) loses nothing.
+# rebalance (one joining, one killed -9) loses nothing, and a worker whose
+# commits the group keeps refusing runs none of its own tasks twice.
 # brokers: dev kafka
 
 bats_require_minimum_version 1.5.0
@@ -26,6 +27,18 @@ make_tasks() { # N PREFIX -> $BATS_TEST_TMPDIR/t.jsonl, ids.txt
 		echo "{\"taskId\":\"$2-$i\",\"taskType\":\"rec\",\"payload\":{\"i\":$i}}"
 		echo "$2-$i" >>"$BATS_TEST_TMPDIR/ids.txt"
 	done >"$BATS_TEST_TMPDIR/t.jsonl"
+}
+
+# matches FILE ERE: how many lines of FILE match ERE (0 when none).
+matches() {
+	local n
+	n=$(grep -cE "$2" "$1" 2>/dev/null) || true
+	printf '%s\n' "${n:-0}"
+}
+
+# has_matches N FILE ERE: at least N lines of FILE match ERE (for wait_for).
+has_matches() {
+	(($(matches "$2" "$3") >= $1))
 }
 
 @test "a second worker joins mid-run, then the first is killed -9: the second takes over, no task lost" {
@@ -131,4 +144,95 @@ make_tasks() { # N PREFIX -> $BATS_TEST_TMPDIR/t.jsonl, ids.txt
 		false
 	}
 	((runs - 20000 < 10000))
+}
+
+@test "three rebalances in a row, every commit refused: the worker runs none of its finished tasks again" {
+	# b8db4da: a commit point refused at a revoke was dropped once the
+	# partition came back, even when its commit was refused there too; with
+	# nothing finished before the next revoke nothing was kept, and the
+	# next return started at the group's older commit (CI: A ran 1,015 of
+	# its own tasks again, when timing fell that way). Made certain here
+	# with ts-devbroker's err command: every OffsetCommit is refused, and a
+	# Heartbeat answered REBALANCE_IN_PROGRESS makes A join again: its
+	# partitions are revoked and come back to it, three times. A has
+	# finished every task before, so it finishes nothing between a return
+	# and the next revoke (a task finished there gives it a new point to
+	# keep, and the old code kept that one).
+	# While A runs, its commits are refused with OFFSET_METADATA_TOO_LARGE:
+	# refused with REBALANCE_IN_PROGRESS (27) they pause its partitions,
+	# and a partition whose first fetch loses that race is not taken at all
+	# with no rebalance coming (2 runs of 3 on a loaded machine). From
+	# the first revoke on they are refused with 27, as the group answers
+	# while it rebalances; the switch is made while A holds no partition,
+	# so no commit of A is in flight. A short session (the mock holds a
+	# join for session.timeout.ms - 1 s) keeps each rebalance near 3 s.
+	[[ $TS_TEST_BROKER == dev ]] || skip "ts-devbroker's err command refuses the commits"
+	start_broker 2
+	make_tasks 60 r1
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	cp "$BATS_TEST_TMPDIR/ids.txt" "$BATS_TEST_TMPDIR/ids-all.txt"
+	# each partition's end: where A's refused commits are
+	local -A end=()
+	local p e r log=$BATS_TEST_TMPDIR/err-a.before-stop
+	while read -r p e; do end[$p]=$e; done < <(jq -r -s \
+		'group_by(.partition)[] | "\(.[0].partition) \(map(.offset) | max + 1)"' "$SUBMITTED")
+	[ "${#end[@]}" = 2 ]
+	broker_ctl "err OffsetCommit 100000 12"
+	wait_for grep -qx 'ok err OffsetCommit 100000 12' "$DEVBROKER_OUT"
+	da=$BATS_TEST_TMPDIR/done-a.txt
+	ha=$(record_handler "$da")
+	start_worker --handler "rec=$ha" --concurrency 2 -v \
+		-X session.timeout.ms=3000 -X heartbeat.interval.ms=500
+	err_a=$WORKER_ERR out_a=$WORKER_OUT pid_a=$WORKER_PID
+	WAIT_TIMEOUT=30 wait_for at_least 60 "$da" || { show_worker; false; }
+	wait_for has_matches 1 "$err_a" "^ts-worker: commit $TS_TOPIC \\[[01]\\] at [0-9]+ failed: Broker: Offset metadata string too large"
+
+	broker_ctl "err Heartbeat 1 27"
+	WAIT_TIMEOUT=20 wait_for has_matches 1 "$err_a" "^ts-worker: revoked $TS_TOPIC " ||
+		{ show_worker; false; }
+	broker_ctl "clear OffsetCommit"
+	broker_ctl "err OffsetCommit 100000 27"
+	WAIT_TIMEOUT=20 wait_for has_matches 2 "$err_a" "^ts-worker: assigned $TS_TOPIC " ||
+		{ show_worker; false; }
+	for r in 2 3; do
+		broker_ctl "err Heartbeat 1 27"
+		WAIT_TIMEOUT=20 wait_for has_matches $((r + 1)) "$err_a" "^ts-worker: assigned $TS_TOPIC " ||
+			{ show_worker; false; }
+	done
+	cp "$err_a" "$log"
+	# commits land again; more tasks, and A finishes them
+	broker_ctl "clear OffsetCommit"
+	make_tasks 60 r2
+	cat "$BATS_TEST_TMPDIR/ids.txt" >>"$BATS_TEST_TMPDIR/ids-all.txt"
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	WAIT_TIMEOUT=30 wait_for covered "$BATS_TEST_TMPDIR/ids-all.txt" "$da" ||
+		{ show_worker; false; }
+	kill -TERM "$pid_a"
+	wait_exit "$pid_a" 30
+	[ "$EXIT_STATUS" = 0 ] || { show_worker; false; }
+
+	# A ran no task twice, and reported each run as delivered
+	repeats=$(sort "$da" | uniq -d | grep -c .) || true
+	echo "# A ran $(lines "$da") tasks of 120, $repeats of them again" >&3
+	((repeats == 0)) || {
+		grep -E "refused|still not made|is back|revoked|assigned" "$err_a"
+		false
+	}
+	[ "$(lines "$da")" = 120 ]
+	[ "$(lines "$out_a")" = 120 ]
+	[ "$(jq -r .taskId "$out_a" | sort -u | grep -c .)" = 120 ]
+	jq -e -s 'all(.[]; .status == "delivered")' "$out_a"
+	# The scenario happened (the log up to the third return): on each
+	# partition three revokes that kept the commit at its end, refused
+	# at the first and not made since, and three returns starting there,
+	# the group's commit still none (-1001), each refused again.
+	for p in "${!end[@]}"; do
+		e=${end[$p]}
+		[ "$(matches "$log" "^ts-worker: $TS_TOPIC \\[$p\\]: commit at $e refused at the revoke; kept")" = 1 ]
+		[ "$(matches "$log" "^ts-worker: $TS_TOPIC \\[$p\\]: commit at $e still not made; kept")" = 2 ]
+		[ "$(matches "$log" "^ts-worker: $TS_TOPIC \\[$p\\] is back: starting at $e, where its refused commit was \\(group's: -1001\\)")" = 3 ]
+		[ "$(matches "$log" "^ts-worker: warning: commit $TS_TOPIC \\[$p\\] at $e: Broker: (Offset metadata string too large|Group rebalance in progress)$")" = 4 ]
+	done
+	[ "$(matches "$log" "^ts-worker: revoked $TS_TOPIC partitions 0,1$")" = 3 ]
+	[ "$(matches "$log" "^ts-worker: assigned $TS_TOPIC partitions 0,1$")" = 4 ]
 }
