@@ -236,3 +236,33 @@ has_matches() {
 	[ "$(matches "$log" "^ts-worker: revoked $TS_TOPIC partitions 0,1$")" = 3 ]
 	[ "$(matches "$log" "^ts-worker: assigned $TS_TOPIC partitions 0,1$")" = 4 ]
 }
+
+@test "commits refused with no rebalance coming: after 10 s the worker takes tasks again and finishes them all" {
+	# A refused commit pauses every partition until the rebalance callback;
+	# should none come within 10 s the worker takes tasks again. Before,
+	# the next refusal (100 ms later) paused everything again, before
+	# librdkafka acted on the resume: a partition not fetched yet was never
+	# taken, and the worker paused for 10 s out of every 10.1 (helper-21:
+	# 2 of 3 loaded runs stuck at 32 of 60 tasks). Now, once the backstop
+	# fired, refusals pause nothing until a rebalance or an accepted commit.
+	[[ $TS_TEST_BROKER == dev ]] || skip "ts-devbroker's err command refuses the commits"
+	# more tasks than the worker holds (at least 256): some are left
+	# when it pauses
+	start_broker 2
+	make_tasks 600 n
+	submit "$BATS_TEST_TMPDIR/t.jsonl"
+	broker_ctl "err OffsetCommit 100000 27"
+	wait_for grep -qx 'ok err OffsetCommit 100000 27' "$DEVBROKER_OUT"
+	da=$BATS_TEST_TMPDIR/done.txt
+	ha=$(record_handler "$da")
+	start_worker --handler "rec=$ha" --concurrency 8 -v
+	WAIT_TIMEOUT=40 wait_for covered "$BATS_TEST_TMPDIR/ids.txt" "$da" || { show_worker; false; }
+	kill -TERM "$WORKER_PID"
+	wait_exit "$WORKER_PID" 30
+	# paused once, at the first refusal, with tasks left; taken up again
+	# once, and never paused again though every commit was refused
+	[ "$(grep -c "is rebalancing (a commit was refused)" "$WORKER_ERR")" = 1 ] || { show_worker; false; }
+	[ "$(grep -c "no rebalance of group .* came after a refused commit" "$WORKER_ERR")" = 1 ] || { show_worker; false; }
+	[ "$(grep -cE "^ts-worker: commit $TS_TOPIC \\[[01]\\] at [0-9]+ failed: Broker: Group rebalance in progress" "$WORKER_ERR")" -ge 2 ]
+	[ "$(sort -u "$da" | grep -c .)" = 600 ]
+}

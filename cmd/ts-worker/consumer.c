@@ -619,9 +619,15 @@ static void flow(struct worker *w, int64_t now)
 	if (w->flow_level && w->held <= w->hold_total_high / 2)
 		w->flow_level = 0;
 	if (w->rebalancing && now - w->rebalancing_since >= REBALANCE_WAIT_MS) {
+		/* Refusals go on, or the next one would pause everything
+		 * again within 100 ms: before librdkafka acted on the resume,
+		 * so a partition not fetched yet was never taken. */
 		ts_log_info("no rebalance of group %s came after a refused "
-			    "commit: taking tasks again", w->cfg->group);
-		rebalance_end(w);
+			    "commit: taking tasks again, and refused commits "
+			    "pause nothing until a rebalance or an accepted "
+			    "commit", w->cfg->group);
+		w->rebalancing = 0;
+		w->refusals_doubted = 1;
 	}
 	for (size_t i = 0; i < w->nparts; i++) {
 		struct part *p = w->parts[i];
@@ -660,7 +666,7 @@ static void rebalance_begin(struct worker *w)
 {
 	rd_kafka_topic_partition_list_t *l = NULL;
 
-	if (w->rebalancing || w->stopping)
+	if (w->rebalancing || w->stopping || w->refusals_doubted)
 		return;
 	w->rebalancing = 1;
 	w->rebalancing_since = ts_mono_ms();
@@ -677,10 +683,12 @@ static void rebalance_begin(struct worker *w)
 }
 
 /* The rebalance callback came (or a commit was accepted): flow() resumes
- * what is still ours and paused. */
+ * what is still ours and paused, and the next refused commit pauses
+ * again. */
 static void rebalance_end(struct worker *w)
 {
 	w->rebalancing = 0;
+	w->refusals_doubted = 0;
 }
 
 /* Result of an async commit (served from commit_q by the loop). opaque:

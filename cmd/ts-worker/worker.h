@@ -154,6 +154,10 @@ struct worker {
 				    * rebalancing, partitions paused until the
 				    * rebalance callback comes */
 	int64_t rebalancing_since; /* mono ms */
+	int refusals_doubted;      /* REBALANCE_WAIT_MS passed with no
+				    * rebalance: refused commits pause nothing
+				    * until a rebalance callback or an
+				    * accepted commit */
 	unsigned rebalance_epoch;  /* rebalance callbacks so far */
 	int cq_fd, cq_wfd;         /* pipe librdkafka writes on new events */
 	rd_kafka_t *prod;          /* DLQ producer */
