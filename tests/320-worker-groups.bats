@@ -261,8 +261,8 @@ has_matches() {
 	wait_exit "$WORKER_PID" 30
 	# paused once, at the first refusal, with tasks left; taken up again
 	# once, and never paused again though every commit was refused
-	[ "$(grep -c "is rebalancing (a commit was refused)" "$WORKER_ERR")" = 1 ] || { show_worker; false; }
-	[ "$(grep -c "no rebalance of group .* came after a refused commit" "$WORKER_ERR")" = 1 ] || { show_worker; false; }
-	[ "$(grep -cE "^ts-worker: commit $TS_TOPIC \\[[01]\\] at [0-9]+ failed: Broker: Group rebalance in progress" "$WORKER_ERR")" -ge 2 ]
+	[ "$(matches "$WORKER_ERR" "is rebalancing \\(a commit was refused\\)")" = 1 ] || { show_worker; false; }
+	[ "$(matches "$WORKER_ERR" "no rebalance of group .* came after a refused commit")" = 1 ] || { show_worker; false; }
+	[ "$(matches "$WORKER_ERR" "^ts-worker: commit $TS_TOPIC \\[[01]\\] at [0-9]+ failed: Broker: Group rebalance in progress")" -ge 2 ]
 	[ "$(sort -u "$da" | grep -c .)" = 600 ]
 }

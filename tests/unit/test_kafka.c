@@ -372,21 +372,6 @@ static void test_partition_of(void **state)
 	rd_kafka_destroy(rk);
 }
 
-/* A random UUID v4 as ts_uuid4 writes it: 8-4-4-4-12 lower-case hex,
- * version 4, variant 10. */
-static void assert_uuid4(const char *id)
-{
-	assert_int_equal(strlen(id), 36);
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23)
-			assert_int_equal(id[i], '-');
-		else
-			assert_non_null(strchr("0123456789abcdef", id[i]));
-	}
-	assert_int_equal(id[14], '4');
-	assert_non_null(strchr("89ab", id[19]));
-}
-
 static int cmp_id(const void *a, const void *b)
 {
 	return strcmp(a, b);
@@ -413,7 +398,7 @@ static void test_new_id(void **state)
 			char id[40];
 
 			assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, cnt, &part), TS_OK);
-			assert_uuid4(id);
+			assert_true(is_uuid4(id));
 			assert_int_equal(part, ts_kafka_partition_of(id, 36, cnt));
 			/* group g: partitions ceil(g * cnt / groups) on */
 			assert_int_equal((int64_t)part * groups / cnt,
@@ -448,7 +433,7 @@ static void test_new_id_count_changes(void **state)
 	}
 	for (int32_t cnt = -1; cnt < 2; cnt++) {
 		assert_int_equal(ts_kafka_new_id(&st, id, sizeof id, cnt, &part), TS_OK);
-		assert_uuid4(id);
+		assert_true(is_uuid4(id));
 		assert_int_equal(part, -1);
 	}
 	assert_int_equal(ts_kafka_new_id(&st, id, 36, 4, &part), TS_ERR_INTERNAL);
